@@ -1,0 +1,108 @@
+/**
+ * The exception hierarchy. Every error the library raises carries what goes on the wire: a close code
+ * (WebSocketException and its subclasses) or an HTTP status (HandshakeError).
+ *
+ * Modelled on Starlette/FastAPI: `WebSocketException(code, reason)` is raised to close a connection
+ * (by a handler, or by the protocol core on a violation), and `WebSocketDisconnect(code, reason)` is
+ * what receiving raises once the peer has gone. Unlike Starlette, the code and reason are validated
+ * when the exception is made, with the same rules as `encodeClose`.
+ */
+import { CloseCode } from './constants.ts';
+import { checkSendableClose } from './protocol/close-rules.ts';
+
+/** Closes the connection with `code` and `reason`; before the handshake is accepted, refuses it with 403. */
+export class WebSocketException extends Error {
+  readonly code: number;
+  readonly reason: string;
+
+  constructor(code: number, reason = '') {
+    checkSendableClose(code, reason);
+    super(reason === '' ? `WebSocket closed with code ${code}` : `WebSocket closed with code ${code}: ${reason}`);
+    this.name = new.target.name;
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** RFC 6455 §7.4.1 1002: the peer broke the framing or the protocol state machine. */
+export class ProtocolError extends WebSocketException {
+  constructor(reason = 'protocol error') {
+    super(CloseCode.ProtocolError, reason);
+  }
+}
+
+/** RFC 6455 §7.4.1 1003: a data type the endpoint cannot accept (e.g. binary for a text-only endpoint). */
+export class UnsupportedData extends WebSocketException {
+  constructor(reason = 'unsupported data') {
+    super(CloseCode.UnsupportedData, reason);
+  }
+}
+
+/** RFC 6455 §7.4.1 1007: data inconsistent with the message type, e.g. invalid UTF-8 in a text message. */
+export class InvalidPayloadData extends WebSocketException {
+  constructor(reason = 'invalid payload data') {
+    super(CloseCode.InvalidFramePayloadData, reason);
+  }
+}
+
+/** RFC 6455 §7.4.1 1008: a message or request that violates the endpoint's policy. */
+export class PolicyViolation extends WebSocketException {
+  constructor(reason = 'policy violation') {
+    super(CloseCode.PolicyViolation, reason);
+  }
+}
+
+/** RFC 6455 §7.4.1 1009: a frame or message larger than the endpoint accepts. */
+export class MessageTooBig extends WebSocketException {
+  constructor(reason = 'message too big') {
+    super(CloseCode.MessageTooBig, reason);
+  }
+}
+
+/** RFC 6455 §7.4.1 1011: an unexpected condition; the wire never carries internal detail. */
+export class InternalError extends WebSocketException {
+  constructor(reason = 'internal error') {
+    super(CloseCode.InternalError, reason);
+  }
+}
+
+/**
+ * Raised by receive (and by send) once the connection is closed: the peer's close code and reason,
+ * 1005 when its close frame had no code, 1006 when the TCP connection ended without a close frame.
+ * Not validated: 1005 and 1006 are local reports that never go on the wire.
+ */
+export class WebSocketDisconnect extends Error {
+  readonly code: number;
+  readonly reason: string;
+
+  constructor(code: number = CloseCode.NormalClosure, reason = '') {
+    super(reason === '' ? `WebSocket disconnected with code ${code}` : `WebSocket disconnected with code ${code}: ${reason}`);
+    this.name = 'WebSocketDisconnect';
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** HTTP header fields to add to a handshake refusal (for example `Sec-WebSocket-Version` with 426). */
+export type HttpHeaders = Record<string, string | readonly string[]>;
+
+/**
+ * Refuses an opening handshake with an HTTP status (RFC 6455 §4.2.1, §4.2.2). Raised by the handshake
+ * primitives, and by a handler or hook to refuse with any status (401, 403, 429...).
+ */
+export class HandshakeError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: HttpHeaders;
+
+  constructor(status: number, reason = '', headers: HttpHeaders = {}) {
+    if (!Number.isInteger(status) || status < 400 || status > 599) {
+      throw new RangeError(`handshake refusal status must be an HTTP error status (400-599), got ${status}`);
+    }
+    super(reason === '' ? `handshake refused with HTTP ${status}` : `handshake refused with HTTP ${status}: ${reason}`);
+    this.name = 'HandshakeError';
+    this.status = status;
+    this.reason = reason;
+    this.headers = headers;
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The opening handshake (RFC 6455 §4.2) as pure functions: they read a request's method and headers and
+ * return a result or throw a HandshakeError with the HTTP status to answer with; they build response
+ * bytes as strings. No socket is involved, so every refusal is testable without a network and the same
+ * code can serve an HTTP/2 extended CONNECT later.
+ */
+import { createHash } from 'node:crypto';
+import { WEBSOCKET_GUID } from './constants.ts';
+import { HandshakeError, type HttpHeaders } from './errors.ts';
+
+/** Request headers as Node's `IncomingMessage.headers` holds them: lower-case names. */
+export type RequestHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** What the handshake needs of an HTTP request. */
+export interface RequestHead {
+  readonly method: string;
+  /** `1.1` for HTTP/1.1; omitted when the transport is not HTTP/1.x. */
+  readonly httpVersion?: string;
+  readonly headers: RequestHeaders;
+}
+
+/** A validated WebSocket upgrade request. */
+export interface UpgradeRequest {
+  /** Sec-WebSocket-Key, checked to be base64 of 16 bytes. */
+  readonly key: string;
+  /** Sec-WebSocket-Protocol values in the client's order of preference (§4.1, §11.3.4). */
+  readonly protocols: readonly string[];
+  /** Names of the extensions offered in Sec-WebSocket-Extensions (none are accepted yet). */
+  readonly extensions: readonly string[];
+  /** The Origin header, if any (§10.2: a server may refuse origins it does not trust). */
+  readonly origin: string | undefined;
+  readonly host: string;
+}
+
+/** RFC 7230 §3.2.6 token characters. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Base64 of exactly 16 bytes: 22 characters and `==` (RFC 6455 §4.1 item 7). */
+const KEY = /^[A-Za-z0-9+/]{22}==$/;
+/** A header value may not contain CR, LF or NUL (response splitting). */
+const UNSAFE_VALUE = /[\r\n\0]/;
+
+function headerValue(headers: RequestHeaders, name: string): string | undefined {
+  const value = headers[name];
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value.join(', ');
+}
+
+/** Splits a comma-separated header into trimmed, non-empty elements (RFC 7230 §7). */
+export function splitHeaderList(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const items: string[] = [];
+  for (const part of value.split(',')) {
+    const item = part.trim();
+    if (item !== '') items.push(item);
+  }
+  return items;
+}
+
+function hasToken(value: string | undefined, token: string): boolean {
+  return splitHeaderList(value).some((item) => item.toLowerCase() === token);
+}
+
+/**
+ * Validates an opening handshake request (RFC 6455 §4.2.1) and returns what it asks for. Throws
+ * HandshakeError: 405 (with `Allow: GET`) for another method, 426 (with `Sec-WebSocket-Version: 13`)
+ * for another or no version (§4.2.2), 400 for anything else missing or malformed.
+ */
+export function parseUpgradeRequest(request: RequestHead): UpgradeRequest {
+  const { headers } = request;
+  // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request.
+  if (request.method !== 'GET') throw new HandshakeError(405, 'WebSocket handshake requires GET', { Allow: 'GET' });
+  if (request.httpVersion !== undefined && !/^(?:1\.[1-9]|[2-9](?:\.\d)?)$/.test(request.httpVersion)) {
+    throw new HandshakeError(400, 'WebSocket handshake requires HTTP/1.1 or later');
+  }
+  // RFC 6455 §4.2.1 items 3 and 4: Upgrade contains "websocket", Connection contains "Upgrade",
+  // both compared case-insensitively as tokens.
+  if (!hasToken(headerValue(headers, 'upgrade'), 'websocket')) {
+    throw new HandshakeError(400, 'Upgrade header must include "websocket"');
+  }
+  if (!hasToken(headerValue(headers, 'connection'), 'upgrade')) {
+    throw new HandshakeError(400, 'Connection header must include "Upgrade"');
+  }
+  // RFC 6455 §4.2.1 item 2: a Host header field.
+  const host = headerValue(headers, 'host');
+  if (host === undefined || host.trim() === '') throw new HandshakeError(400, 'Host header is required');
+  // RFC 6455 §4.2.2 / §4.4: an unsupported version is answered with 426 and the versions we speak.
+  const version = headerValue(headers, 'sec-websocket-version');
+  if (version?.trim() !== '13') {
+    throw new HandshakeError(426, 'Sec-WebSocket-Version must be 13', { 'Sec-WebSocket-Version': '13' });
+  }
+  // RFC 6455 §4.2.1 item 5: a key that base64-decodes to 16 bytes (a repeated header joins into an
+  // invalid value and is refused too).
+  const key = headerValue(headers, 'sec-websocket-key')?.trim();
+  if (key === undefined || !KEY.test(key)) {
+    throw new HandshakeError(400, 'Sec-WebSocket-Key must be base64 of 16 bytes');
+  }
+  const protocols = splitHeaderList(headerValue(headers, 'sec-websocket-protocol'));
+  // RFC 6455 §4.1 item 10: subprotocol names are tokens.
+  for (const protocol of protocols) {
+    if (!TOKEN.test(protocol)) throw new HandshakeError(400, 'Sec-WebSocket-Protocol contains an invalid value');
+  }
+  const extensions = splitHeaderList(headerValue(headers, 'sec-websocket-extensions')).map(
+    (offer) => offer.split(';', 1)[0]!.trim().toLowerCase(),
+  );
+  return { key, protocols, extensions, origin: headerValue(headers, 'origin'), host };
+}
+
+/** RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(key + WEBSOCKET_GUID, 'latin1').digest('base64');
+}
+
+/**
+ * Picks the subprotocol to accept: the client's most preferred one the server supports, or null
+ * (RFC 6455 §4.2.2 item 5.4: the server selects one or none; it must be one the client offered).
+ */
+export function selectSubprotocol(offered: readonly string[], supported: readonly string[]): string | null {
+  for (const protocol of offered) {
+    if (supported.includes(protocol)) return protocol;
+  }
+  return null;
+}
+
+function formatHeaders(headers: HttpHeaders): string {
+  let lines = '';
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) throw new TypeError(`invalid HTTP header name ${JSON.stringify(name)}`);
+    for (const item of typeof value === 'string' ? [value] : value) {
+      if (UNSAFE_VALUE.test(item)) throw new TypeError(`HTTP header ${name} contains CR, LF or NUL`);
+      lines += `${name}: ${item}\r\n`;
+    }
+  }
+  return lines;
+}
+
+export interface AcceptOptions {
+  /** The subprotocol selected; it must be one the client offered (RFC 6455 §4.2.2). */
+  readonly protocol?: string | null | undefined;
+  /** Extra response headers (cookies, for example). */
+  readonly headers?: HttpHeaders | undefined;
+}
+
+const RESERVED_RESPONSE_HEADERS = new Set([
+  'upgrade',
+  'connection',
+  'sec-websocket-accept',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
+
+/**
+ * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5). No Sec-WebSocket-Extensions header
+ * is sent: offered extensions are declined by leaving them out (§9.1).
+ */
+export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}): string {
+  const { protocol, headers = {} } = options;
+  let response =
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${acceptKey(request.key)}\r\n`;
+  if (protocol !== undefined && protocol !== null) {
+    // RFC 6455 §4.2.2 item 5.4: the selected subprotocol must be one the client offered.
+    if (!request.protocols.includes(protocol)) {
+      throw new TypeError(`subprotocol ${JSON.stringify(protocol)} was not offered by the client`);
+    }
+    response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  }
+  for (const name of Object.keys(headers)) {
+    if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) {
+      throw new TypeError(`header ${name} is set by the handshake and cannot be overridden`);
+    }
+  }
+  return response + formatHeaders(headers) + '\r\n';
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  426: 'Upgrade Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+/** The HTTP reason phrase for a status, "Error" for one not in the table. */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? 'Error';
+}
+
+/**
+ * A complete HTTP error response for a refused handshake: status line, the error's headers, a plain
+ * text body (the reason, or the status text) and `Connection: close`.
+ */
+export function refusalResponse(error: HandshakeError): string {
+  const body = (error.reason === '' ? statusText(error.status) : error.reason) + '\n';
+  const headers: HttpHeaders = { ...error.headers };
+  if (error.status === 426) {
+    // RFC 7231 §6.5.15: a 426 response names the protocol to upgrade to.
+    headers['Upgrade'] ??= 'websocket';
+  }
+  return (
+    `HTTP/1.1 ${error.status} ${statusText(error.status)}\r\n` +
+    'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    formatHeaders(headers) +
+    '\r\n' +
+    body
+  );
+}
