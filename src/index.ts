@@ -40,3 +40,19 @@ export {
   type UpgradeRequest,
   type AcceptOptions,
 } from './handshake.ts';
+export {
+  WebSocket,
+  type AcceptOptions as WebSocketAcceptOptions,
+  type ConnectionState,
+  type RequestInfo,
+} from './connection.ts';
+export {
+  WebSocketServer,
+  serve,
+  type Handler,
+  type ServerOptions,
+  type ListenOptions,
+  type CloseOptions,
+  type AttachOptions,
+} from './server.ts';
+export { prepareMessage, type PreparedMessage } from './protocol/frame-encoder.ts';

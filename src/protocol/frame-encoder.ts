@@ -63,7 +63,7 @@ export function writeFrameHeader(
     const high = Math.floor(length / 0x100000000);
     const low = length >>> 0;
     target[2] = 0;
-    target[3] = 0;
+    target[3] = (high >>> 16) & 0xff;
     target[4] = (high >>> 8) & 0xff;
     target[5] = high & 0xff;
     target[6] = low >>> 24;
@@ -156,4 +156,23 @@ export function encodeFragmented(
     const end = Math.min(offset + fragmentSize, payload.length);
     encodeFrame(sink, offset === 0 ? opcode : Opcode.Continuation, payload.subarray(offset, end), end === payload.length, masked);
   }
+}
+
+/** A message encoded once, for sending unchanged on many server connections (broadcast). */
+export interface PreparedMessage {
+  readonly header: Buffer;
+  readonly payload: Uint8Array | null;
+}
+
+/** Encodes a server-role (unmasked) message once: a string is a text message, bytes a binary one. */
+export function prepareMessage(data: string | Uint8Array): PreparedMessage {
+  let prepared: PreparedMessage | undefined;
+  const sink: FrameSink = {
+    writeFrame(header, payload) {
+      prepared = { header, payload };
+    },
+  };
+  if (typeof data === 'string') encodeTextFrame(sink, data);
+  else encodeFrame(sink, Opcode.Binary, data);
+  return prepared!;
 }

@@ -15,7 +15,7 @@
 import { CloseCode, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, MAX_CONTROL_PAYLOAD, Opcode } from '../constants.ts';
 import { InternalError, InvalidPayloadData, MessageTooBig, ProtocolError, WebSocketDisconnect, WebSocketException } from '../errors.ts';
 import { decodeClose, encodeClose } from './close.ts';
-import { encodeFragmented, encodeFrame, encodeTextFrame, type FrameSink } from './frame-encoder.ts';
+import { encodeFragmented, encodeFrame, encodeTextFrame, type FrameSink, type PreparedMessage } from './frame-encoder.ts';
 import { FrameParser, type FrameHandler, type Role } from './frame-parser.ts';
 import { Message } from './message.ts';
 import { isValidUtf8, Utf8Validator } from './utf8.ts';
@@ -136,6 +136,21 @@ export class Protocol implements FrameHandler {
   /** Whether `nextEvent()` has something to return now. */
   get hasEvent(): boolean {
     return this.eventsHead < this.events.length || this.terminal !== null;
+  }
+
+  /** Whether a received message is waiting to be pulled. */
+  get hasMessage(): boolean {
+    return this.eventsHead < this.events.length;
+  }
+
+  /** The `close` event once known (pulled or not), else null. */
+  get closeEvent(): CloseEvent | null {
+    return this.terminal;
+  }
+
+  /** Whether the `close` event is known but not yet pulled (and so not yet answered). */
+  get closePending(): boolean {
+    return this.terminal !== null && !this.terminalAcknowledged;
   }
 
   // ---------------------------------------------------------------- input
@@ -349,6 +364,11 @@ export class Protocol implements FrameHandler {
         this.resetMessage();
         this.closeReceived = true;
         this.terminal = { type: 'close', code, reason, error: null };
+        if (this.closeSent) {
+          // RFC 6455 §7.1.1/§7.1.2: this answers our close: the closing handshake is complete.
+          this.terminalAcknowledged = true;
+          this.sink.endTransport();
+        }
       }
     }
   }
@@ -373,6 +393,16 @@ export class Protocol implements FrameHandler {
     this.checkCanSendMessage();
     if (fragmentSize === undefined) encodeFrame(this.sink, message.opcode, message.data, true, this.masked);
     else encodeFragmented(this.sink, message.opcode, message.data, fragmentSize, this.masked);
+  }
+
+  /**
+   * Sends a message encoded once by `prepareMessage` (server role): broadcasting writes the same
+   * header and payload buffers to every connection, without a copy per connection.
+   */
+  sendPrepared(prepared: PreparedMessage): void {
+    this.checkCanSendMessage();
+    if (this.masked) throw new TypeError('prepared messages are unmasked: the client role must mask each frame');
+    this.sink.writeFrame(prepared.header, prepared.payload);
   }
 
   /**

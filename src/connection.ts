@@ -1,0 +1,546 @@
+/**
+ * One WebSocket connection on a Node socket: the thin I/O layer over the sans-I/O Protocol. It moves
+ * bytes between the socket and the protocol, applies backpressure both ways, runs the connection's
+ * timers (handshake, closing handshake, idle) and turns the protocol's events into the async handler
+ * API (`receive`, `for await`) and, for users coming from `ws`, into events.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCode } from './constants.ts';
+import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
+import { acceptResponse, refusalResponse, type UpgradeRequest } from './handshake.ts';
+import type { HttpHeaders } from './errors.ts';
+import type { PreparedMessage } from './protocol/frame-encoder.ts';
+import { Message } from './protocol/message.ts';
+import { Protocol, type CloseEvent, type ProtocolSink } from './protocol/protocol.ts';
+import type { PathParams } from './routing.ts';
+
+/** The limits and timers a connection runs with (see ServerOptions for their defaults). */
+export interface ConnectionSettings {
+  readonly maxMessageSize: number;
+  readonly maxFrameSize: number;
+  /** Received bytes queued for the handler above which the socket stops being read. */
+  readonly maxQueuedBytes: number;
+  /** How long to wait for the peer's close frame, and then for its TCP close, before dropping it. */
+  readonly closeTimeout: number;
+  /** Inactivity after which the connection is closed with 1001; 0 disables it. */
+  readonly idleTimeout: number;
+}
+
+/** What a handler knows of the upgrade request. */
+export interface RequestInfo {
+  readonly url: string;
+  readonly path: string;
+  readonly params: PathParams;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly cookies: Readonly<Record<string, string>>;
+  readonly remoteAddress: string | undefined;
+}
+
+export interface AcceptOptions {
+  /** The subprotocol to use; it must be one of `ws.subprotocols` (the client's offer). */
+  readonly subprotocol?: string | null;
+  /** Extra headers for the 101 response. */
+  readonly headers?: HttpHeaders;
+}
+
+/** `connecting` until accepted or refused; `open`; `closing` after a close frame either way; `closed`. */
+export type ConnectionState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/** Close codes that end `for await` quietly: the peer finished normally (RFC 6455 §7.4.1). */
+const NORMAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.NormalClosure,
+  CloseCode.GoingAway,
+  CloseCode.NoStatusReceived,
+]);
+
+/** How long a peer's close may wait for a handler that is not receiving before it is answered anyway. */
+const CLOSE_REPLY_GRACE = 1000;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+interface Waiter {
+  resolve(message: Message): void;
+  reject(error: WebSocketDisconnect): void;
+}
+
+/**
+ * A server-side WebSocket, handed to a route handler before the handshake is answered: read the
+ * request, then `accept()` it (or throw to refuse it), then `receive`/`send` until it closes.
+ */
+export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterable<Message> {
+  readonly url: string;
+  readonly path: string;
+  /** Path parameters of the route, percent-decoded (`/items/{item_id}/ws` → `{ item_id }`). */
+  readonly params: PathParams;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly cookies: Readonly<Record<string, string>>;
+  readonly remoteAddress: string | undefined;
+  /** Subprotocols the client offered, in its order of preference. */
+  readonly subprotocols: readonly string[];
+  /** The subprotocol accepted, or null. */
+  subprotocol: string | null = null;
+  /** The subprotocol `accept()` uses when given none: the server's pick from its `subprotocols` option. */
+  private defaultSubprotocol: string | null = null;
+
+  private readonly socket: Duplex;
+  private readonly upgrade: UpgradeRequest;
+  private readonly settings: ConnectionSettings;
+  private head: Buffer | null;
+  private protocol: Protocol | null = null;
+  private refused = false;
+  private socketClosed = false;
+  private final: CloseEvent | null = null;
+  private waiters: Waiter[] = [];
+  private drainWaiters: (() => void)[] = [];
+  private closedPromise: Promise<void> | null = null;
+  private resolveClosed: (() => void) | null = null;
+  private corked = false;
+  private paused = false;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private replyTimer: NodeJS.Timeout | null = null;
+  /** Set by the server's heartbeat: a ping is out and no pong has come back yet. */
+  awaitingPong = false;
+
+  /** @internal Made by the server for each upgrade request that matched a route. */
+  constructor(socket: Duplex, head: Buffer, upgrade: UpgradeRequest, info: RequestInfo, settings: ConnectionSettings) {
+    super();
+    this.socket = socket;
+    this.head = head.length > 0 ? head : null;
+    this.upgrade = upgrade;
+    this.settings = settings;
+    this.url = info.url;
+    this.path = info.path;
+    this.params = info.params;
+    this.query = info.query;
+    this.headers = info.headers;
+    this.cookies = info.cookies;
+    this.remoteAddress = info.remoteAddress;
+    this.subprotocols = upgrade.protocols;
+    socket.on('close', this.onSocketClose);
+    // A reset or a write after the peer went away is an ordinary disconnect (1006), reported through
+    // 'close'; without a listener Node would throw it and crash the process.
+    socket.on('error', this.onSocketError);
+  }
+
+  /** The connection's state (see ConnectionState). */
+  get state(): ConnectionState {
+    if (this.socketClosed) return 'closed';
+    if (this.protocol === null) return this.refused ? 'closed' : 'connecting';
+    const state = this.protocol.state;
+    return state === 'open' ? 'open' : state === 'closing' ? 'closing' : 'closed';
+  }
+
+  /** Bytes written to the socket but not yet handed to the operating system. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  /**
+   * Accepts the handshake: writes the 101 response (RFC 6455 §4.2.2) and starts reading frames. Throws
+   * TypeError for a subprotocol the client did not offer or an invalid header, and WebSocketDisconnect
+   * when the client has already gone.
+   */
+  accept(options: AcceptOptions = {}): Promise<void> {
+    if (this.protocol !== null) return Promise.reject(new TypeError('the connection was already accepted'));
+    if (this.refused || this.socketClosed) {
+      return Promise.reject(new WebSocketDisconnect(CloseCode.AbnormalClosure, 'the client went away before accept'));
+    }
+    let response: string;
+    try {
+      const subprotocol = options.subprotocol === undefined ? this.defaultSubprotocol : options.subprotocol;
+      response = acceptResponse(this.upgrade, { protocol: subprotocol, headers: options.headers });
+      this.subprotocol = subprotocol;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const settings = this.settings;
+    this.protocol = new Protocol(this, {
+      role: 'server',
+      maxMessageSize: settings.maxMessageSize,
+      maxFrameSize: settings.maxFrameSize,
+      onPing: (payload) => this.emit('ping', payload),
+      onPong: (payload) => {
+        this.awaitingPong = false;
+        this.emit('pong', payload);
+      },
+    });
+    const socket = this.socket;
+    socket.write(response);
+    if (settings.idleTimeout > 0 && 'setTimeout' in socket) {
+      (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(settings.idleTimeout);
+      socket.on('timeout', this.onIdle);
+    }
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    const head = this.head;
+    this.head = null;
+    if (head !== null) this.onData(head);
+    return RESOLVED;
+  }
+
+  /**
+   * @internal Refuses the handshake with an HTTP error response and closes the socket. Used by the
+   * server for refusals before accept; handlers refuse by throwing.
+   */
+  refuse(error: HandshakeError): void {
+    if (this.protocol !== null || this.refused) return;
+    this.refused = true;
+    if (this.socketClosed) return;
+    this.socket.end(refusalResponse(error));
+    this.armCloseTimer();
+  }
+
+  /** @internal The server's choice among the offered subprotocols, used when accept() names none. */
+  preferSubprotocol(subprotocol: string | null): void {
+    this.defaultSubprotocol = subprotocol;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /**
+   * The next message. Throws WebSocketDisconnect with the peer's code once the connection is closed:
+   * 1005 when its close frame had no code, 1006 when TCP ended without one, or the code this side
+   * failed the connection with (1002, 1007, 1009...) after a protocol violation.
+   */
+  receive(): Promise<Message> {
+    const protocol = this.protocol;
+    if (protocol === null) {
+      return Promise.reject(
+        this.refused || this.socketClosed
+          ? new WebSocketDisconnect(CloseCode.AbnormalClosure)
+          : new TypeError('accept() the connection before receiving'),
+      );
+    }
+    if (this.waiters.length === 0) {
+      const event = this.pull();
+      if (event !== undefined) {
+        return event.type === 'close' ? Promise.reject(disconnectFor(event)) : Promise.resolve(event);
+      }
+    }
+    if (this.final !== null) return Promise.reject(disconnectFor(this.final));
+    return new Promise<Message>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+    });
+  }
+
+  /** The next message as text; a binary message raises UnsupportedData (1003) (RFC 6455 §7.4.1). */
+  async receiveText(): Promise<string> {
+    const message = await this.receive();
+    if (message.binary) throw new UnsupportedData('expected a text message');
+    return message.text;
+  }
+
+  /** The next message as bytes; a text message raises UnsupportedData (1003). */
+  async receiveBytes(): Promise<Buffer> {
+    const message = await this.receive();
+    if (!message.binary) throw new UnsupportedData('expected a binary message');
+    return message.data;
+  }
+
+  /** The next message parsed as JSON (text or binary); invalid JSON raises InvalidPayloadData (1007). */
+  async receiveJson(): Promise<unknown> {
+    const message = await this.receive();
+    try {
+      return message.json();
+    } catch {
+      throw new InvalidPayloadData('message is not valid JSON');
+    }
+  }
+
+  /**
+   * Iterates over messages until the connection closes. A normal close (1000, 1001, or a close frame
+   * without a code) ends the loop; any other close throws WebSocketDisconnect.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if (error instanceof WebSocketDisconnect && NORMAL_CLOSE_CODES.has(error.code)) return;
+        throw error;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends a message: a string as text, bytes as binary, a received Message unchanged. Resolves at once
+   * while the socket's buffer is under its high-water mark, else when it drains (backpressure).
+   * Rejects with WebSocketDisconnect once a close frame was sent or the connection is gone.
+   */
+  send(data: string | Uint8Array | Message): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) return Promise.reject(this.notOpenError());
+    try {
+      if (typeof data === 'string') protocol.sendText(data);
+      else if (data instanceof Message) protocol.sendMessage(data);
+      else protocol.sendBinary(data);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.afterWrite();
+  }
+
+  sendText(text: string): Promise<void> {
+    return this.send(String(text));
+  }
+
+  sendBytes(data: Uint8Array): Promise<void> {
+    return this.send(data);
+  }
+
+  /** Sends `value` as a JSON text message. */
+  sendJson(value: unknown): Promise<void> {
+    const text = JSON.stringify(value);
+    if (text === undefined) return Promise.reject(new TypeError('value cannot be represented as JSON'));
+    return this.send(text);
+  }
+
+  /** @internal Sends a message encoded once for many connections (see WebSocketServer.broadcast). */
+  sendPrepared(prepared: PreparedMessage): boolean {
+    const protocol = this.protocol;
+    if (protocol === null || protocol.state !== 'open') return false;
+    protocol.sendPrepared(prepared);
+    return true;
+  }
+
+  /** Sends a ping (payload at most 125 bytes); the pong arrives as a `pong` event. */
+  ping(payload?: Uint8Array): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) return Promise.reject(this.notOpenError());
+    try {
+      protocol.ping(payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.afterWrite();
+  }
+
+  /**
+   * Closes the connection: sends a close frame with `code` and `reason` (RangeError/TypeError for ones
+   * that may not be sent) and resolves once the closing handshake is over or timed out and the socket
+   * is closed. Before accept, refuses the handshake with 403 instead (as Starlette does).
+   */
+  close(code: number = CloseCode.NormalClosure, reason = ''): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) {
+      if (!this.refused) this.refuse(new HandshakeError(403, reason));
+      return this.whenClosed();
+    }
+    if (this.socketClosed) return RESOLVED;
+    try {
+      protocol.close(code, reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.uncork();
+    this.armCloseTimer();
+    return this.whenClosed();
+  }
+
+  /** Resolves when the socket is closed. */
+  whenClosed(): Promise<void> {
+    if (this.socketClosed) return RESOLVED;
+    return (this.closedPromise ??= new Promise<void>((resolve) => {
+      this.resolveClosed = resolve;
+    }));
+  }
+
+  /** Drops the TCP connection at once, without a closing handshake. */
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  // ---------------------------------------------------------------- ProtocolSink (called by the protocol)
+
+  /** @internal */
+  writeFrame(header: Buffer, payload: Uint8Array | null): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (payload === null) {
+      socket.write(header);
+    } else if (this.corked) {
+      socket.write(header);
+      socket.write(payload);
+    } else {
+      socket.cork();
+      socket.write(header);
+      socket.write(payload);
+      socket.uncork();
+    }
+  }
+
+  /** @internal RFC 6455 §7.1.1: the server closes the TCP connection first once the close handshake is done. */
+  endTransport(): void {
+    this.uncork();
+    if (!this.socket.destroyed) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private notOpenError(): Error {
+    return this.refused || this.socketClosed
+      ? new WebSocketDisconnect(this.final?.code ?? CloseCode.AbnormalClosure, this.final?.reason ?? '')
+      : new TypeError('accept() the connection before sending');
+  }
+
+  private afterWrite(): Promise<void> {
+    if (!this.socket.writableNeedDrain) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      if (this.drainWaiters.length === 0) this.socket.once('drain', this.onDrain);
+      this.drainWaiters.push(resolve);
+    });
+  }
+
+  private readonly onDrain = (): void => {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
+
+  /** Pulls one event from the protocol, remembering the final one and resuming a paused socket. */
+  private pull(): Message | CloseEvent | undefined {
+    const protocol = this.protocol!;
+    const event = protocol.nextEvent();
+    if (event === undefined) return undefined;
+    if (event.type === 'close') {
+      this.settle(event);
+    } else if (this.paused && protocol.queuedBytes <= this.settings.maxQueuedBytes) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    return event;
+  }
+
+  private settle(event: CloseEvent): void {
+    if (this.final !== null) return;
+    this.final = event;
+    this.clearReplyTimer();
+    this.uncork();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.reject(disconnectFor(event));
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const protocol = this.protocol!;
+    // Coalesce every frame written in reply to this read (handlers run in microtasks) into one
+    // writev: uncork after the current turn of the event loop.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncorkAfterTurn);
+    }
+    protocol.receive(chunk);
+    this.dispatch();
+  };
+
+  private readonly uncorkAfterTurn = (): void => {
+    this.uncork();
+  };
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  /** Hands queued events to waiting receivers or event listeners; applies inbound backpressure. */
+  private dispatch(): void {
+    const protocol = this.protocol!;
+    if (this.listenerCount('message') > 0) {
+      let event = this.pull();
+      while (event !== undefined && event.type !== 'close') {
+        this.emit('message', event);
+        event = this.pull();
+      }
+    } else {
+      while (this.waiters.length > 0 && protocol.hasEvent) {
+        const event = this.pull()!;
+        if (event.type === 'close') break; // settle() rejected every waiter
+        this.waiters.shift()!.resolve(event);
+      }
+    }
+    if (protocol.closePending && !protocol.hasMessage) {
+      // Only the close is left, but the handler may still be answering a message it just received:
+      // answer the close when it next receives, or after a short grace if it never does.
+      this.replyTimer ??= setTimeout(this.onReplyGrace, CLOSE_REPLY_GRACE);
+    }
+    // Inbound backpressure: stop reading while the handler is behind (FIELD-NOTES 1).
+    if (!this.paused && protocol.queuedBytes > this.settings.maxQueuedBytes) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private readonly onReplyGrace = (): void => {
+    this.replyTimer = null;
+    const protocol = this.protocol!;
+    if (!protocol.closePending) return;
+    while (protocol.hasMessage) protocol.nextEvent();
+    this.pull();
+  };
+
+  private clearReplyTimer(): void {
+    if (this.replyTimer !== null) {
+      clearTimeout(this.replyTimer);
+      this.replyTimer = null;
+    }
+  }
+
+  private readonly onEnd = (): void => {
+    this.protocol?.receiveEnd();
+    if (this.protocol !== null) this.dispatch();
+    // The peer will send nothing more; finish our side too.
+    if (!this.socket.destroyed) this.socket.end();
+    this.armCloseTimer();
+  };
+
+  private readonly onIdle = (): void => {
+    if (this.state === 'open') {
+      void this.close(CloseCode.GoingAway, 'idle timeout').catch(() => undefined);
+    } else {
+      this.socket.destroy();
+    }
+  };
+
+  /** Bounds the closing handshake and the wait for the peer's TCP close (RFC 6455 §7.1.1). */
+  private armCloseTimer(): void {
+    if (this.closeTimer !== null || this.socketClosed) return;
+    this.closeTimer = setTimeout(() => this.socket.destroy(), this.settings.closeTimeout);
+  }
+
+  private readonly onSocketError = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.socketClosed = true;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.clearReplyTimer();
+    const protocol = this.protocol;
+    if (protocol !== null) {
+      protocol.receiveEnd();
+      // Messages already received stay readable; waiters are woken with them, then the close.
+      this.dispatch();
+      const closeEvent = protocol.closeEvent;
+      if (this.final === null && closeEvent !== null) this.settle(closeEvent);
+    }
+    this.onDrain();
+    const final = this.final;
+    this.emit('close', final?.code ?? CloseCode.AbnormalClosure, final?.reason ?? '');
+    this.resolveClosed?.();
+  };
+}
+
+function disconnectFor(event: CloseEvent): WebSocketDisconnect {
+  return new WebSocketDisconnect(event.code, event.reason);
+}

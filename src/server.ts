@@ -1,0 +1,402 @@
+/**
+ * The server users embed: routes upgrade requests by path, runs the opening handshake with the core's
+ * pure functions, and runs each route's async handler under the exception contract:
+ *
+ * | raised by the handler        | before accept()                 | after accept()                     |
+ * |------------------------------|---------------------------------|------------------------------------|
+ * | WebSocketException(code, r)  | HTTP 403, body r                | close frame (code, r), handshake   |
+ * | HandshakeError(status, r)    | HTTP status, body r             | close 1011 (a bug: too late)       |
+ * | WebSocketDisconnect          | nothing (the client is gone)    | nothing (the peer is gone)         |
+ * | any other error              | HTTP 500, onError               | close 1011, onError                |
+ * | returns without closing      | HTTP 403                        | close 1000                         |
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CloseCode, DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
+import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
+import { parseUpgradeRequest, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
+import { WebSocket, type ConnectionSettings } from './connection.ts';
+import { prepareMessage } from './protocol/frame-encoder.ts';
+import { parseCookies, splitTarget } from './request-info.ts';
+import { compileRoute, type RoutePattern } from './routing.ts';
+
+/** A route handler: receives the connection before the handshake is answered. */
+export type Handler = (ws: WebSocket) => unknown;
+
+export interface ServerOptions {
+  /** Largest message accepted (all fragments); larger closes with 1009. Default 16 MiB. */
+  maxMessageSize?: number;
+  /** Largest single frame accepted; larger closes with 1009. Default: maxMessageSize. */
+  maxFrameSize?: number;
+  /** Received bytes waiting for the handler above which reading stops (inbound backpressure). Default 1 MiB. */
+  maxQueuedBytes?: number;
+  /** Time for the handler to accept or refuse (and, standalone, for the request headers). Default 10 s. */
+  handshakeTimeout?: number;
+  /** Time to wait for the peer's close frame and TCP close after ours. Default 5 s. */
+  closeTimeout?: number;
+  /** Close with 1001 after this long without traffic; 0 (default) disables it. */
+  idleTimeout?: number;
+  /** Ping every open connection this often and close with 1011 one that has not answered the previous ping; 0 (default) disables it. */
+  heartbeatInterval?: number;
+  /** Refuse upgrades with 503 beyond this many connections. Default: no limit. */
+  maxConnections?: number;
+  /** Browser origins allowed to connect (RFC 6455 §10.2); others get 403. Requests without Origin pass. Default: all. */
+  allowedOrigins?: readonly string[];
+  /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
+  subprotocols?: readonly string[];
+  /** Runs before the route's handler; throw HandshakeError (any status) or WebSocketException (403) to refuse. */
+  verify?: (ws: WebSocket) => unknown;
+  /** Receives unexpected handler errors (mapped to HTTP 500 or close 1011). Default: console.error. */
+  onError?: (error: unknown, ws: WebSocket) => void;
+}
+
+export interface ListenOptions {
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+}
+
+export interface CloseOptions {
+  /** Close code sent to every open connection. Default 1001 (Going Away). */
+  code?: number;
+  reason?: string;
+  /** How long to wait for the closing handshakes before dropping connections. Default: closeTimeout. */
+  timeout?: number;
+}
+
+export interface AttachOptions {
+  /**
+   * What happens to an upgrade request no route matches: `refuse` (default) answers 404; `ignore`
+   * leaves it untouched for the server's other `upgrade` listeners.
+   */
+  unmatched?: 'refuse' | 'ignore';
+}
+
+interface Route {
+  readonly pattern: RoutePattern;
+  readonly handler: Handler;
+}
+
+type AnyHttpServer = HttpServer | HttpsServer;
+type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+function defaultOnError(error: unknown): void {
+  console.error('rfc6455: unhandled error in a WebSocket handler:', error);
+}
+
+/** Writes an HTTP refusal on a socket that never became a WebSocket, then closes it. */
+function refuseSocket(socket: Duplex, error: HandshakeError, closeTimeout: number): void {
+  if (socket.destroyed) return;
+  socket.end(refusalResponse(error));
+  setTimeout(() => socket.destroy(), closeTimeout).unref();
+}
+
+export class WebSocketServer {
+  private readonly routes: Route[] = [];
+  private readonly connections = new Set<WebSocket>();
+  private readonly settings: ConnectionSettings;
+  private readonly handshakeTimeout: number;
+  private readonly maxConnections: number;
+  private readonly allowedOrigins: ReadonlySet<string> | null;
+  private readonly subprotocols: readonly string[];
+  private readonly verify: ((ws: WebSocket) => unknown) | undefined;
+  private readonly onError: (error: unknown, ws: WebSocket) => void;
+  private readonly heartbeat: NodeJS.Timeout | null;
+  private readonly attached = new Map<AnyHttpServer, UpgradeListener>();
+  private ownServer: HttpServer | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ServerOptions = {}) {
+    const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.settings = {
+      maxMessageSize,
+      maxFrameSize: options.maxFrameSize ?? maxMessageSize,
+      maxQueuedBytes: options.maxQueuedBytes ?? 1024 * 1024,
+      closeTimeout: options.closeTimeout ?? 5000,
+      idleTimeout: options.idleTimeout ?? 0,
+    };
+    this.handshakeTimeout = options.handshakeTimeout ?? 10_000;
+    this.maxConnections = options.maxConnections ?? Infinity;
+    this.allowedOrigins = options.allowedOrigins === undefined ? null : new Set(options.allowedOrigins);
+    this.subprotocols = options.subprotocols ?? [];
+    this.verify = options.verify;
+    this.onError = options.onError ?? defaultOnError;
+    const interval = options.heartbeatInterval ?? 0;
+    this.heartbeat = interval > 0 ? setInterval(this.beat, interval) : null;
+    this.heartbeat?.unref();
+  }
+
+  /** Every connection from its upgrade request until its socket closes (accepted or not yet). */
+  get clients(): ReadonlySet<WebSocket> {
+    return this.connections;
+  }
+
+  /** The address of the server started by `listen()`, or null. */
+  address(): AddressInfo | null {
+    const address = this.ownServer?.address();
+    return address !== null && typeof address === 'object' ? address : null;
+  }
+
+  /**
+   * Adds a route: `/chat`, `/items/{item_id}/ws` (path parameters in `ws.params`), or `*` for any
+   * path. Routes are tried in the order they were added.
+   */
+  route(pattern: string, handler: Handler): this {
+    this.routes.push({ pattern: compileRoute(pattern), handler });
+    return this;
+  }
+
+  /**
+   * Takes an upgrade request from an `http.Server`/`https.Server` `upgrade` event (or anywhere else):
+   * answers it with an HTTP error, or hands it to the matching route's handler. Requests no route
+   * matches get 404.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.takeUpgrade(request, socket, head, 'refuse');
+  }
+
+  /**
+   * Serves WebSocket upgrades on an existing HTTP(S) server, next to its normal routes, on the same
+   * port. See AttachOptions for requests no route matches.
+   */
+  attach(server: AnyHttpServer, options: AttachOptions = {}): this {
+    if (this.attached.has(server)) return this;
+    const unmatched = options.unmatched ?? 'refuse';
+    const listener: UpgradeListener = (request, socket, head) => this.takeUpgrade(request, socket, head, unmatched);
+    server.on('upgrade', listener);
+    this.attached.set(server, listener);
+    return this;
+  }
+
+  /**
+   * Starts a standalone server on `host:port` (default 127.0.0.1, any free port). Plain HTTP requests
+   * get 426 Upgrade Required; request headers must arrive within handshakeTimeout.
+   */
+  async listen(options: ListenOptions = {}): Promise<AddressInfo> {
+    if (this.ownServer !== null) throw new TypeError('the server is already listening');
+    const timeout = this.handshakeTimeout;
+    const server = createServer(
+      { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(1000, timeout) },
+      (_request, response) => {
+        // RFC 7231 §6.5.15: this endpoint only speaks WebSocket.
+        const body = 'This endpoint speaks WebSocket (RFC 6455) only.\n';
+        response.writeHead(426, {
+          Upgrade: 'websocket',
+          Connection: 'Upgrade, close',
+          'Sec-WebSocket-Version': '13',
+          'Content-Type': 'text/plain; charset=utf-8',
+          'Content-Length': Buffer.byteLength(body),
+        });
+        response.end(body);
+      },
+    );
+    this.ownServer = server;
+    this.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.address()!;
+  }
+
+  /**
+   * Sends `data` (a string as text, bytes as binary) to every open connection, or to those `filter`
+   * accepts. The frame is encoded once and the same buffers are written to every socket. Returns how
+   * many connections it was sent to.
+   */
+  broadcast(data: string | Uint8Array, filter?: (ws: WebSocket) => boolean): number {
+    const prepared = prepareMessage(data);
+    let sent = 0;
+    for (const ws of this.connections) {
+      if (filter !== undefined && !filter(ws)) continue;
+      if (ws.sendPrepared(prepared)) sent++;
+    }
+    return sent;
+  }
+
+  /**
+   * Graceful shutdown: stops taking upgrades, sends `code` (default 1001) to every open connection,
+   * refuses pending handshakes with 503, waits up to `timeout` for the closing handshakes, drops what
+   * is left, and closes the server `listen()` started (an attached server is only detached).
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    return (this.closing ??= this.shutdown(options));
+  }
+
+  private async shutdown(options: CloseOptions): Promise<void> {
+    const code = options.code ?? CloseCode.GoingAway;
+    const reason = options.reason ?? 'server shutting down';
+    const timeout = options.timeout ?? this.settings.closeTimeout;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    for (const [server, listener] of this.attached) server.off('upgrade', listener);
+    this.attached.clear();
+    const own = this.ownServer;
+    const listenerClosed =
+      own === null ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
+    own?.closeIdleConnections();
+    const closed: Promise<void>[] = [];
+    for (const ws of this.connections) {
+      if (ws.state === 'connecting') ws.refuse(new HandshakeError(503, reason));
+      else void ws.close(code, reason).catch(() => undefined);
+      closed.push(ws.whenClosed());
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeout);
+    });
+    await Promise.race([Promise.all(closed), expired]);
+    clearTimeout(timer);
+    for (const ws of this.connections) ws.terminate();
+    await Promise.all(closed);
+    own?.closeAllConnections();
+    await listenerClosed;
+  }
+
+  private takeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, unmatched: 'refuse' | 'ignore'): void {
+    const { path, query } = splitTarget(request.url ?? '/');
+    let route: Route | undefined;
+    let params: Readonly<Record<string, string>> | null = null;
+    try {
+      for (const candidate of this.routes) {
+        params = candidate.pattern.match(path);
+        if (params !== null) {
+          route = candidate;
+          break;
+        }
+      }
+    } catch (error) {
+      this.refuseSocket(socket, error instanceof HandshakeError ? error : new HandshakeError(400));
+      return;
+    }
+    if (route === undefined || params === null) {
+      if (unmatched === 'ignore') return;
+      this.refuseSocket(socket, new HandshakeError(404, 'no WebSocket route for this path'));
+      return;
+    }
+    if (this.closing !== null) {
+      this.refuseSocket(socket, new HandshakeError(503, 'server shutting down'));
+      return;
+    }
+    let upgrade: UpgradeRequest;
+    try {
+      upgrade = parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
+    } catch (error) {
+      this.refuseSocket(socket, error instanceof HandshakeError ? error : new HandshakeError(400));
+      return;
+    }
+    if (this.connections.size >= this.maxConnections) {
+      this.refuseSocket(socket, new HandshakeError(503, 'too many connections'));
+      return;
+    }
+    // RFC 6455 §10.2: a server may refuse browser origins it does not trust, with 403.
+    if (this.allowedOrigins !== null && upgrade.origin !== undefined && !this.allowedOrigins.has(upgrade.origin)) {
+      this.refuseSocket(socket, new HandshakeError(403, 'origin not allowed'));
+      return;
+    }
+    const ws = new WebSocket(
+      socket,
+      head,
+      upgrade,
+      {
+        url: request.url ?? '/',
+        path,
+        params,
+        query,
+        headers: request.headers,
+        cookies: parseCookies(typeof request.headers.cookie === 'string' ? request.headers.cookie : undefined),
+        remoteAddress: request.socket.remoteAddress,
+      },
+      this.settings,
+    );
+    this.connections.add(ws);
+    socket.once('close', () => this.connections.delete(ws));
+    void this.run(ws, route.handler);
+  }
+
+  private refuseSocket(socket: Duplex, error: HandshakeError): void {
+    socket.on('error', () => socket.destroy());
+    refuseSocket(socket, error, this.settings.closeTimeout);
+  }
+
+  /** Runs a handler under the exception contract (see the table at the top of this file). */
+  private async run(ws: WebSocket, handler: Handler): Promise<void> {
+    const timer = setTimeout(() => {
+      if (ws.state === 'connecting') ws.refuse(new HandshakeError(408, 'handshake timed out'));
+    }, this.handshakeTimeout);
+    if (this.subprotocols.length > 0) {
+      const preferred = selectSubprotocol(ws.subprotocols, this.subprotocols);
+      ws.preferSubprotocol(preferred);
+    }
+    try {
+      if (this.verify !== undefined) await this.verify(ws);
+      await handler(ws);
+      if (ws.state === 'connecting') ws.refuse(new HandshakeError(403, 'the handler did not accept the connection'));
+      else await ws.close(CloseCode.NormalClosure);
+    } catch (error) {
+      await this.fail(ws, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The one place an error escaping a handler becomes an HTTP refusal or a close frame. */
+  private async fail(ws: WebSocket, error: unknown): Promise<void> {
+    if (ws.state === 'connecting') {
+      if (error instanceof HandshakeError) ws.refuse(error);
+      else if (error instanceof WebSocketException) ws.refuse(new HandshakeError(403, error.reason));
+      else if (error instanceof WebSocketDisconnect) ws.terminate();
+      else {
+        this.report(error, ws);
+        ws.refuse(new HandshakeError(500));
+      }
+      return;
+    }
+    if (error instanceof WebSocketDisconnect) {
+      // The peer is gone (or the handler ended on a disconnect it raised): nothing more to send.
+      await ws.close(CloseCode.NormalClosure).catch(() => undefined);
+      return;
+    }
+    if (error instanceof WebSocketException) {
+      await ws.close(error.code, error.reason);
+      return;
+    }
+    this.report(error, ws);
+    await ws.close(CloseCode.InternalError).catch(() => undefined);
+  }
+
+  private report(error: unknown, ws: WebSocket): void {
+    try {
+      this.onError(error, ws);
+    } catch {
+      // A failing error hook must not take the server down.
+    }
+  }
+
+  private readonly beat = (): void => {
+    for (const ws of this.connections) {
+      if (ws.state !== 'open') continue;
+      if (ws.awaitingPong) {
+        void ws.close(CloseCode.InternalError, 'heartbeat timeout').catch(() => undefined);
+        continue;
+      }
+      ws.awaitingPong = true;
+      void ws.ping().catch(() => undefined);
+    }
+  };
+}
+
+/**
+ * Starts a standalone server with one handler for every path: `serve(handler, { port, host, ...options })`.
+ */
+export async function serve(handler: Handler, options: ServerOptions & ListenOptions = {}): Promise<WebSocketServer> {
+  const server = new WebSocketServer(options);
+  server.route('*', handler);
+  await server.listen(options);
+  return server;
+}
