@@ -194,13 +194,19 @@ export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? 'Error';
 }
 
+const FRAMING_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding', 'content-type']);
+
 /**
  * A complete HTTP error response for a refused handshake: status line, the error's headers, a plain
  * text body (the reason, or the status text) and `Connection: close`.
  */
 export function refusalResponse(error: HandshakeError): string {
   const body = (error.reason === '' ? statusText(error.status) : error.reason) + '\n';
-  const headers: HttpHeaders = { ...error.headers };
+  // The framing headers are ours: a caller's Connection or Content-Length would contradict them.
+  const headers: HttpHeaders = {};
+  for (const [name, value] of Object.entries(error.headers)) {
+    if (!FRAMING_HEADERS.has(name.toLowerCase())) headers[name] = value;
+  }
   if (error.status === 426) {
     // RFC 7231 §6.5.15: a 426 response names the protocol to upgrade to.
     headers['Upgrade'] ??= 'websocket';

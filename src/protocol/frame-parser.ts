@@ -103,11 +103,14 @@ export class FrameParser {
         const next = this.readHeader(chunk, offset);
         if (next < 0) return; // header incomplete: what there was of it is in the scratch
         offset = next;
+        if (this.stopped) return; // stop() called from frameStart
         if (this.remaining === 0) {
           this.state = READ_HEADER;
           this.handler.frameEnd();
           continue;
         }
+        // The read ended with the header: the payload comes with the next read, not as an empty piece.
+        if (offset === end) return;
       }
       const available = end - offset;
       const take = available < this.remaining ? available : this.remaining;
@@ -192,7 +195,8 @@ export class FrameParser {
       position += 8;
     }
     // Refuse an oversized frame from its header alone, before a byte of its payload is held.
-    if (length > this.maxFrameSize) throw new MessageTooBig(`frame of ${length} bytes exceeds the ${this.maxFrameSize}-byte limit`);
+    // Control frames are at most 125 bytes (checked above) and always accepted.
+    if (length > this.maxFrameSize && (byte0 & 0x08) === 0) throw new MessageTooBig(`frame of ${length} bytes exceeds the ${this.maxFrameSize}-byte limit`);
     this.masked = this.expectMasked;
     if (this.masked) this.maskKey = readMaskKey(source, position);
     this.remaining = length;
