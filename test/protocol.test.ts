@@ -738,3 +738,17 @@ describe('Protocol — client role (RFC 6455 §5.1, §5.3)', () => {
     expectCloseWritten(sink, 1002);
   });
 });
+
+describe('close() while a violation is pending', () => {
+  test('sends the violation code, not the application code (RFC 6455 §7.1.7)', () => {
+    const sink = collectingSink();
+    const protocol = new Protocol(sink);
+    protocol.receive(buildFrame({ opcode: 0x3, payload: Buffer.from('x') }));
+    protocol.close(1000, 'bye');
+    const frames = readFrames(Buffer.concat(sink.frames));
+    assert.equal(frames.length, 1);
+    assert.deepEqual([...frames[0]!.payload.subarray(0, 2)], [0x03, 0xea]);
+    assert.equal(sink.endCalls, 1);
+    assert.equal(protocol.state, 'closed');
+  });
+});

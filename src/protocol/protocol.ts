@@ -441,17 +441,29 @@ export class Protocol implements FrameHandler {
   close(code?: number, reason = ''): void {
     if (this.closeSent || this.transportEnded) return;
     const frame = encodeClose(code, reason, this.masked);
+    const terminal = this.terminal;
+    if (terminal !== null && terminal.error !== null) {
+      // RFC 6455 §7.1.7: the connection is already failed; the violation's code is what is sent.
+      this.discardMessages();
+      this.terminalAcknowledged = true;
+      this.acknowledge(terminal);
+      return;
+    }
     this.closeSent = true;
     this.sentCode = code ?? CloseCode.NoStatusReceived;
     this.sink.writeFrame(frame, null);
     if (this.terminal !== null) {
       // Our close answers the peer's (or ends a failed connection): pending messages are discarded.
       this.terminalAcknowledged = true;
-      this.events = [];
-      this.eventsHead = 0;
-      this.queued = 0;
+      this.discardMessages();
       this.sink.endTransport();
     }
+  }
+
+  private discardMessages(): void {
+    this.events = [];
+    this.eventsHead = 0;
+    this.queued = 0;
   }
 
   private writeClose(code: number, reason: string): void {
