@@ -1,0 +1,156 @@
+/**
+ * `npm run bench`: runs the benchmark sections, prints their tables and writes their results as JSON.
+ *
+ *   npm run bench                       every section, full length
+ *   npm run bench -- --quick            short samples (also BENCH_QUICK=1); micro finishes in < 60 s
+ *   npm run bench -- --only=micro       only the named sections (comma-separated)
+ *   npm run bench -- --filter=parse     only the groups whose title starts with one of these prefixes
+ *   npm run bench -- --check            exit with status 1 when a section reports a missed target
+ *
+ * Each section writes bench/results/<section>-<ISO date>.json and bench/results/latest-<section>.json.
+ * To add a section (end-to-end echo, memory, ...), write bench/<name>.ts exporting a function and add an
+ * entry to SECTIONS below; nothing else here changes.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatGroup } from './harness.ts';
+import { bufferutilInfo, formatTargets, runMicro } from './micro.bench.ts';
+
+export interface SectionContext {
+  readonly quick: boolean;
+  /** Group-title prefixes from `--filter`; empty means everything. */
+  readonly filter: readonly string[];
+  /** Prints a line (or a table) to stdout as results come in. */
+  readonly print: (text: string) => void;
+}
+
+export interface SectionReport {
+  /** Written to the JSON file as `results`. */
+  readonly results: unknown;
+  /** Number of performance targets the section checked and missed (for `--check`). */
+  readonly missedTargets: number;
+}
+
+export interface Section {
+  readonly name: string;
+  readonly description: string;
+  readonly run: (context: SectionContext) => SectionReport | Promise<SectionReport>;
+}
+
+export const SECTIONS: readonly Section[] = [
+  {
+    name: 'micro',
+    description: 'protocol core beside ws: parse, encode, mask, UTF-8 validation',
+    run(context) {
+      const results = runMicro({
+        quick: context.quick,
+        filter: context.filter,
+        onGroup: (group) => context.print(`${formatGroup(group)}\n`),
+      });
+      const targets = results.targets.filter((target) => !Number.isNaN(target.measured));
+      if (targets.length > 0) context.print(`${formatTargets(targets)}\n`);
+      return { results, missedTargets: targets.filter((target) => !target.pass).length };
+    },
+  },
+  // { name: 'e2e', description: 'echo over real sockets', run: (context) => runE2e(context) },
+];
+
+interface Arguments {
+  readonly quick: boolean;
+  readonly only: readonly string[];
+  readonly filter: readonly string[];
+  readonly check: boolean;
+}
+
+const USAGE = `usage: node --import tsx bench/run.ts [--quick | --full] [--only=section,...] [--filter=prefix,...] [--check]
+sections: ${SECTIONS.map((section) => `${section.name} (${section.description})`).join('; ')}`;
+
+function parseArguments(argv: readonly string[]): Arguments {
+  let quick = process.env['BENCH_QUICK'] === '1';
+  let only: string[] = [];
+  let filter: string[] = [];
+  let check = false;
+  const list = (value: string): string[] => value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  for (const arg of argv) {
+    if (arg === '--quick') quick = true;
+    else if (arg === '--full') quick = false;
+    else if (arg === '--check') check = true;
+    else if (arg.startsWith('--only=')) only = list(arg.slice('--only='.length));
+    else if (arg.startsWith('--filter=')) filter = list(arg.slice('--filter='.length));
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`unknown argument ${arg}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  for (const name of only) {
+    if (!SECTIONS.some((section) => section.name === name)) {
+      console.error(`unknown section ${name}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return { quick, only, filter, check };
+}
+
+function environment(quick: boolean): Record<string, unknown> {
+  const cpu = cpus();
+  return {
+    mode: quick ? 'quick' : 'full',
+    node: process.version,
+    v8: process.versions.v8,
+    platform: process.platform,
+    arch: process.arch,
+    cpu: cpu[0]?.model ?? 'unknown',
+    cpus: cpu.length,
+    bufferutil: bufferutilInfo(),
+    /** 1, 5 and 15 minute load averages when the run started: other load skews absolute figures. */
+    loadAverage: loadavg().map((value) => Math.round(value * 100) / 100),
+  };
+}
+
+/** Writes via a temporary file and a rename, so a reader never sees half a file. */
+function writeJson(path: string, value: unknown): void {
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(temporary, path);
+}
+
+async function main(): Promise<void> {
+  const args = parseArguments(process.argv.slice(2));
+  const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const env = environment(args.quick);
+  const date = new Date().toISOString();
+  // Colons are not allowed in Windows file names.
+  const stamp = date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  console.log(`rfc6455 benchmarks (${env['mode']}): node ${process.version}, ${env['cpu']} x${env['cpus']}, ${process.platform}-${process.arch}`);
+  const [load1 = 0] = loadavg();
+  if (load1 > 0.5 * cpus().length) {
+    console.log(`warning: load average ${load1.toFixed(2)} on ${cpus().length} CPUs: absolute figures are unreliable (ratios less so: samples are interleaved)`);
+  }
+  let missed = 0;
+  for (const section of SECTIONS) {
+    if (args.only.length > 0 && !args.only.includes(section.name)) continue;
+    console.log(`\n== ${section.name}: ${section.description}\n`);
+    const started = performance.now();
+    const report = await section.run({ quick: args.quick, filter: args.filter, print: (text) => console.log(text) });
+    const seconds = (performance.now() - started) / 1000;
+    missed += report.missedTargets;
+    const document = { section: section.name, date, seconds, environment: env, filter: args.filter, results: report.results };
+    const file = join(resultsDir, `${section.name}-${stamp}.json`);
+    writeJson(file, document);
+    // A filtered run is a partial picture: it does not replace the latest complete one.
+    if (args.filter.length === 0) writeJson(join(resultsDir, `latest-${section.name}.json`), document);
+    console.log(`${section.name}: ${seconds.toFixed(1)} s, results in ${file}`);
+  }
+  if (args.check && missed > 0) {
+    console.error(`${missed} target(s) missed`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
