@@ -256,16 +256,13 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   /**
    * Iterates over messages until the connection closes. A normal close (1000, 1001, or a close frame
    * without a code) ends the loop; any other close throws WebSocketDisconnect.
+   * (A plain iterator rather than an async generator: one promise per message, not several.)
    */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (error instanceof WebSocketDisconnect && NORMAL_CLOSE_CODES.has(error.code)) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () => this.receive().then(iteratorResult, endOnNormalClose),
+      return: () => Promise.resolve(ITERATOR_DONE),
+    };
   }
 
   // ---------------------------------------------------------------- sending
@@ -539,6 +536,17 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     this.emit('close', final?.code ?? CloseCode.AbnormalClosure, final?.reason ?? '');
     this.resolveClosed?.();
   };
+}
+
+const ITERATOR_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+function iteratorResult(message: Message): IteratorYieldResult<Message> {
+  return { done: false, value: message };
+}
+
+function endOnNormalClose(error: unknown): IteratorReturnResult<undefined> {
+  if (error instanceof WebSocketDisconnect && NORMAL_CLOSE_CODES.has(error.code)) return ITERATOR_DONE;
+  throw error;
 }
 
 function disconnectFor(event: CloseEvent): WebSocketDisconnect {

@@ -121,15 +121,18 @@ export function encodeFrame(
  * intermediate buffer. Lone surrogates become U+FFFD, as in the browser WebSocket API.
  */
 export function encodeTextFrame(sink: FrameSink, text: string, fin = true, masked = false): void {
-  // A UTF-16 code unit is at most 3 UTF-8 bytes, so short strings need no byteLength pass to size it.
-  if (text.length * 3 <= COPY_THRESHOLD && !masked) {
+  // UTF-8 is never shorter than the UTF-16 length, so only strings of at most COPY_THRESHOLD code
+  // units can fit behind the header; those are written there directly, with no intermediate buffer.
+  if (!masked && text.length <= COPY_THRESHOLD) {
     const length = Buffer.byteLength(text, 'utf8');
-    const headerSize = frameHeaderSize(length, false);
-    const frame = Buffer.allocUnsafe(headerSize + length);
-    writeFrameHeader(frame, Opcode.Text, fin, length, null);
-    frame.write(text, headerSize, 'utf8');
-    sink.writeFrame(frame, null);
-    return;
+    if (length <= COPY_THRESHOLD) {
+      const headerSize = frameHeaderSize(length, false);
+      const frame = Buffer.allocUnsafe(headerSize + length);
+      writeFrameHeader(frame, Opcode.Text, fin, length, null);
+      frame.write(text, headerSize, 'utf8');
+      sink.writeFrame(frame, null);
+      return;
+    }
   }
   encodeFrame(sink, Opcode.Text, Buffer.from(text, 'utf8'), fin, masked);
 }

@@ -6,16 +6,18 @@
  * `phase` is the position within the frame payload of the first byte given, so a payload that arrives
  * in several TCP reads can be unmasked piece by piece.
  *
- * Speed: bytes are XORed 32 bits at a time through a Uint32Array view over the aligned middle of the
- * buffer, with a byte loop for the unaligned head and the tail. The key word is laid out through a
- * 4-byte scratch array so the code is correct on either byte order.
+ * Speed: bytes are XORed 32 bits at a time through an Int32Array view over the aligned middle of the
+ * buffer; the unaligned head, the tail and short buffers use a byte loop over a rotating copy of the
+ * key (top byte = the key byte for the current position), which is cheaper than indexing the key.
+ * The key word for the word loop is laid out through a 4-byte scratch array, so the code is correct on
+ * either byte order.
  */
 
 /** Below this many bytes the word loop's setup costs more than it saves. */
 const WORD_LOOP_THRESHOLD = 32;
 
 const keyBytes = new Uint8Array(4);
-const keyWord = new Uint32Array(keyBytes.buffer);
+const keyWord = new Int32Array(keyBytes.buffer);
 
 /** Reads a 4-byte masking key from `source` at `offset` as a number (network byte order). */
 export function readMaskKey(source: Uint8Array, offset: number): number {
@@ -24,9 +26,58 @@ export function readMaskKey(source: Uint8Array, offset: number): number {
   );
 }
 
+/** The key rotated so that its top byte applies to payload position `phase`. */
+function rotateKey(key: number, phase: number): number {
+  const shift = (phase & 3) << 3;
+  return shift === 0 ? key | 0 : (key << shift) | (key >>> (32 - shift));
+}
+
+/** The key word to XOR with an aligned 4-byte group, for a rotated key (memory order = key order). */
+function wordFor(rotated: number): number {
+  keyBytes[0] = rotated >>> 24;
+  keyBytes[1] = rotated >>> 16;
+  keyBytes[2] = rotated >>> 8;
+  keyBytes[3] = rotated;
+  return keyWord[0]!;
+}
+
 /** Unmasks (or masks) `data` in place; `phase` is the payload position of `data[0]`. */
 export function unmask(data: Uint8Array, key: number, phase = 0): void {
-  xorInto(data, 0, data.length, key, phase, data, 0);
+  const length = data.length;
+  let rotated = rotateKey(key, phase);
+  if (length < WORD_LOOP_THRESHOLD) {
+    for (let i = 0; i < length; i++) {
+      data[i]! ^= rotated >>> 24;
+      rotated = (rotated << 8) | (rotated >>> 24);
+    }
+    return;
+  }
+  const head = (4 - (data.byteOffset & 3)) & 3;
+  for (let i = 0; i < head; i++) {
+    data[i]! ^= rotated >>> 24;
+    rotated = (rotated << 8) | (rotated >>> 24);
+  }
+  const words = (length - head) >>> 2;
+  const word = wordFor(rotated);
+  const view = new Int32Array(data.buffer, data.byteOffset + head, words);
+  let w = 0;
+  const unrolled = words & ~7;
+  for (; w < unrolled; w += 8) {
+    view[w]! ^= word;
+    view[w + 1]! ^= word;
+    view[w + 2]! ^= word;
+    view[w + 3]! ^= word;
+    view[w + 4]! ^= word;
+    view[w + 5]! ^= word;
+    view[w + 6]! ^= word;
+    view[w + 7]! ^= word;
+  }
+  for (; w < words; w++) view[w]! ^= word;
+  // Whole words leave the rotation where it was.
+  for (let i = head + (words << 2); i < length; i++) {
+    data[i]! ^= rotated >>> 24;
+    rotated = (rotated << 8) | (rotated >>> 24);
+  }
 }
 
 /**
@@ -34,104 +85,33 @@ export function unmask(data: Uint8Array, key: number, phase = 0): void {
  * a payload it does not own. `target` must have room for `source.length` bytes.
  */
 export function mask(source: Uint8Array, key: number, target: Uint8Array, targetOffset = 0, phase = 0): void {
-  if (targetOffset < 0 || targetOffset + source.length > target.length) {
+  const length = source.length;
+  if (targetOffset < 0 || targetOffset + length > target.length) {
     throw new RangeError('mask target is too small for the source');
   }
-  xorInto(source, 0, source.length, key, phase, target, targetOffset);
-}
-
-function keyByte(key: number, position: number): number {
-  return (key >>> ((3 - (position & 3)) << 3)) & 0xff;
-}
-
-function xorInto(
-  source: Uint8Array,
-  start: number,
-  end: number,
-  key: number,
-  phase: number,
-  target: Uint8Array,
-  targetStart: number,
-): void {
-  const length = end - start;
-  if (length < WORD_LOOP_THRESHOLD) {
+  let rotated = rotateKey(key, phase);
+  const sourceStart = source.byteOffset;
+  const targetStart = target.byteOffset + targetOffset;
+  if (length < WORD_LOOP_THRESHOLD || ((sourceStart ^ targetStart) & 3) !== 0) {
+    // Short, or source and target at different alignments: bytewise (clients mask small frames).
     for (let i = 0; i < length; i++) {
-      target[targetStart + i] = source[start + i]! ^ keyByte(key, phase + i);
+      target[targetOffset + i] = source[i]! ^ (rotated >>> 24);
+      rotated = (rotated << 8) | (rotated >>> 24);
     }
     return;
   }
-  // Word XOR needs source and target at the same alignment; when they differ (only possible when
-  // masking into another buffer) align the target, which is written, and read the source bytewise.
-  const sourceAbsolute = source.byteOffset + start;
-  const targetAbsolute = target.byteOffset + targetStart;
-  if (((sourceAbsolute ^ targetAbsolute) & 3) !== 0) {
-    xorMisaligned(source, start, length, key, phase, target, targetStart);
-    return;
-  }
-  const head = (4 - (sourceAbsolute & 3)) & 3;
+  const head = (4 - (sourceStart & 3)) & 3;
   for (let i = 0; i < head; i++) {
-    target[targetStart + i] = source[start + i]! ^ keyByte(key, phase + i);
+    target[targetOffset + i] = source[i]! ^ (rotated >>> 24);
+    rotated = (rotated << 8) | (rotated >>> 24);
   }
   const words = (length - head) >>> 2;
-  const wordPhase = phase + head;
-  keyBytes[0] = keyByte(key, wordPhase);
-  keyBytes[1] = keyByte(key, wordPhase + 1);
-  keyBytes[2] = keyByte(key, wordPhase + 2);
-  keyBytes[3] = keyByte(key, wordPhase + 3);
-  const word = keyWord[0]!;
-  const sourceWords = new Uint32Array(source.buffer, sourceAbsolute + head, words);
-  const targetWords =
-    source === target && start === targetStart ? sourceWords : new Uint32Array(target.buffer, targetAbsolute + head, words);
-  let w = 0;
-  const unrolled = words & ~7;
-  for (; w < unrolled; w += 8) {
-    targetWords[w] = sourceWords[w]! ^ word;
-    targetWords[w + 1] = sourceWords[w + 1]! ^ word;
-    targetWords[w + 2] = sourceWords[w + 2]! ^ word;
-    targetWords[w + 3] = sourceWords[w + 3]! ^ word;
-    targetWords[w + 4] = sourceWords[w + 4]! ^ word;
-    targetWords[w + 5] = sourceWords[w + 5]! ^ word;
-    targetWords[w + 6] = sourceWords[w + 6]! ^ word;
-    targetWords[w + 7] = sourceWords[w + 7]! ^ word;
-  }
-  for (; w < words; w++) {
-    targetWords[w] = sourceWords[w]! ^ word;
-  }
+  const word = wordFor(rotated);
+  const from = new Int32Array(source.buffer, sourceStart + head, words);
+  const to = new Int32Array(target.buffer, targetStart + head, words);
+  for (let w = 0; w < words; w++) to[w] = from[w]! ^ word;
   for (let i = head + (words << 2); i < length; i++) {
-    target[targetStart + i] = source[start + i]! ^ keyByte(key, phase + i);
-  }
-}
-
-/** Source and target at different alignments: assemble each source word from bytes, write words. */
-function xorMisaligned(
-  source: Uint8Array,
-  start: number,
-  length: number,
-  key: number,
-  phase: number,
-  target: Uint8Array,
-  targetStart: number,
-): void {
-  const head = (4 - ((target.byteOffset + targetStart) & 3)) & 3;
-  for (let i = 0; i < head; i++) {
-    target[targetStart + i] = source[start + i]! ^ keyByte(key, phase + i);
-  }
-  const words = (length - head) >>> 2;
-  const wordPhase = phase + head;
-  keyBytes[0] = keyByte(key, wordPhase);
-  keyBytes[1] = keyByte(key, wordPhase + 1);
-  keyBytes[2] = keyByte(key, wordPhase + 2);
-  keyBytes[3] = keyByte(key, wordPhase + 3);
-  const word = keyWord[0]!;
-  const targetWords = new Uint32Array(target.buffer, target.byteOffset + targetStart + head, words);
-  for (let w = 0, s = start + head; w < words; w++, s += 4) {
-    keyBytes[0] = source[s]!;
-    keyBytes[1] = source[s + 1]!;
-    keyBytes[2] = source[s + 2]!;
-    keyBytes[3] = source[s + 3]!;
-    targetWords[w] = keyWord[0]! ^ word;
-  }
-  for (let i = head + (words << 2); i < length; i++) {
-    target[targetStart + i] = source[start + i]! ^ keyByte(key, phase + i);
+    target[targetOffset + i] = source[i]! ^ (rotated >>> 24);
+    rotated = (rotated << 8) | (rotated >>> 24);
   }
 }

@@ -310,7 +310,8 @@ export class Protocol implements FrameHandler {
     // Room for what is held, this piece and the rest of the current frame, whose length is known.
     const needed = this.assemblyLength + (this.firstPiece?.length ?? 0) + piece.length + this.frameRemaining;
     if (this.assembly === null || needed > this.assembly.length) {
-      const grown = Math.max(needed, Math.min(2 * (this.assembly?.length ?? needed), this.maxMessageSize));
+      // In the final frame the message's size is known exactly; before it, grow by doubling.
+      const grown = this.frameFin ? needed : Math.max(needed, Math.min(2 * (this.assembly?.length ?? needed), this.maxMessageSize));
       const next = Buffer.allocUnsafe(grown);
       if (this.assembly !== null) this.assembly.copy(next, 0, 0, this.assemblyLength);
       this.assembly = next;
