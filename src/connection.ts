@@ -93,6 +93,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   private protocol: Protocol | null = null;
   private refused = false;
   private socketClosed = false;
+  /** The peer's FIN arrived before accept(): replayed once accept() starts reading. */
+  private peerEnded = false;
   private final: CloseEvent | null = null;
   private waiters: Waiter[] = [];
   private drainWaiters: (() => void)[] = [];
@@ -124,6 +126,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     // A reset or a write after the peer went away is an ordinary disconnect (1006), reported through
     // 'close'; without a listener Node would throw it and crash the process.
     socket.on('error', this.onSocketError);
+    // Listened to from the start: Node can emit 'end' before accept() (a client that left while the
+    // handler was deciding), and a FIN missed here would leave the connection half-open forever.
+    socket.on('end', this.onEnd);
   }
 
   /** The connection's state (see ConnectionState). */
@@ -177,10 +182,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
       socket.on('timeout', this.onIdle);
     }
     socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
     const head = this.head;
     this.head = null;
     if (head !== null) this.onData(head);
+    if (this.peerEnded) this.onEnd();
     return RESOLVED;
   }
 
@@ -494,8 +499,12 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   }
 
   private readonly onEnd = (): void => {
-    this.protocol?.receiveEnd();
-    if (this.protocol !== null) this.dispatch();
+    if (this.protocol === null) {
+      this.peerEnded = true;
+      return;
+    }
+    this.protocol.receiveEnd();
+    this.dispatch();
     // The peer will send nothing more; finish our side too.
     if (!this.socket.destroyed) this.socket.end();
     this.armCloseTimer();

@@ -1,0 +1,185 @@
+/**
+ * Backpressure both ways, measured from outside (FIELD-NOTES 1):
+ * - inbound: a handler that does not read makes the server stop reading the socket once
+ *   maxQueuedBytes are queued, so a flooding client stalls far below what it tried to send, and
+ *   every message arrives, in order, once the handler reads;
+ * - outbound: `send` resolves while the socket keeps up and waits (bufferedAmount > 0) while the
+ *   client does not read.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { describe, test } from 'node:test';
+import { WebSocketServer, type WebSocket } from '../src/index.ts';
+import { encodeFrame, Opcode } from './helpers/raw-client.ts';
+import { deferred, Harness, sleep, until, withTimeout } from './helpers/server.ts';
+
+const MESSAGE_SIZE = 64 * 1024;
+const MESSAGE_COUNT = 1024; // 64 MiB in all
+const MAX_QUEUED = 1024 * 1024;
+
+/** Waits until `read()` has not changed for `quiet` ms (bounded by `ms`); returns the value. */
+async function settle(read: () => number, quiet: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let value = read();
+  let since = Date.now();
+  while (Date.now() - since < quiet) {
+    if (Date.now() > deadline) throw new Error(`still moving after ${ms} ms (at ${value})`);
+    await sleep(20);
+    const next = read();
+    if (next !== value) {
+      value = next;
+      since = Date.now();
+    }
+  }
+  return value;
+}
+
+describe('inbound backpressure', () => {
+  test('a handler that is not reading stops the server reading; all messages arrive in order later', async (t) => {
+    const h = new Harness(t);
+    const start = deferred();
+    const done = deferred<{ count: number; inOrder: boolean }>();
+    const wss = new WebSocketServer({ maxQueuedBytes: MAX_QUEUED }).route('/flood', async (ws) => {
+      await ws.accept();
+      await start.promise;
+      let count = 0;
+      let inOrder = true;
+      while (count < MESSAGE_COUNT) {
+        const message = await ws.receive();
+        if (message.data.length !== MESSAGE_SIZE || message.data.readUInt32BE(0) !== count) inOrder = false;
+        count++;
+      }
+      done.resolve({ count, inOrder });
+      await ws.send('all received');
+    });
+    h.track(wss);
+    const { server: http, port } = await h.httpServer();
+    // Observe the server side of the connection (nothing new exposed: the upgrade event's socket).
+    let serverSocket: Socket | undefined;
+    http.on('upgrade', (_request, socket: Socket) => {
+      serverSocket = socket;
+    });
+    wss.attach(http);
+
+    const client = await h.rawOpened(port, { path: '/flood', timeout: 10_000 });
+    const frames: Buffer[] = [];
+    const payload = Buffer.alloc(MESSAGE_SIZE, 0x5a);
+    for (let i = 0; i < MESSAGE_COUNT; i++) {
+      payload.writeUInt32BE(i, 0);
+      frames.push(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: Buffer.from([1, 2, 3, 4]) }));
+    }
+    const total = frames.reduce((sum, frame) => sum + frame.length, 0);
+    // Flood without waiting: Node buffers what the kernel does not take.
+    for (const frame of frames) client.socket.write(frame);
+
+    const serverRead = await settle(() => serverSocket!.bytesRead, 200, 5000);
+    const clientSent = client.socket.bytesWritten - client.socket.writableLength;
+    t.diagnostic(`server read ${serverRead} bytes, kernel took ${clientSent} of ${total}`);
+    // The server holds at most maxQueuedBytes plus a message or two and a socket read in flight.
+    assert.ok(serverRead <= MAX_QUEUED + 4 * (MESSAGE_SIZE + 14), `server read ${serverRead} bytes while paused`);
+    // What the client could hand over is bounded by the kernel's buffers, far below 64 MiB.
+    assert.ok(clientSent < total / 2, `client sent ${clientSent} of ${total} bytes`);
+    assert.ok(client.socket.writableLength > total / 2, 'most of the flood is still waiting in the client');
+
+    start.resolve();
+    const result = await withTimeout(done.promise, 10_000, 'the handler reading the flood');
+    assert.deepEqual(result, { count: MESSAGE_COUNT, inOrder: true });
+    assert.equal(serverSocket!.bytesRead >= total, true);
+    assert.equal((await client.readFrame()).payload.toString(), 'all received');
+  });
+
+  test('a flood of empty messages is bounded too (per-message accounting)', async (t) => {
+    const h = new Harness(t);
+    const start = deferred();
+    const done = deferred<number>();
+    const count = 200_000;
+    const wss = new WebSocketServer({ maxQueuedBytes: 64 * 1024 }).route('/empty', async (ws) => {
+      await ws.accept();
+      await start.promise;
+      let received = 0;
+      while (received < count) {
+        await ws.receive();
+        received++;
+      }
+      done.resolve(received);
+    });
+    h.track(wss);
+    const { server: http, port } = await h.httpServer();
+    let serverSocket: Socket | undefined;
+    http.on('upgrade', (_request, socket: Socket) => {
+      serverSocket = socket;
+    });
+    wss.attach(http);
+    const client = await h.rawOpened(port, { path: '/empty', timeout: 10_000 });
+    const one = encodeFrame({ opcode: Opcode.Binary, maskKey: Buffer.from([0, 0, 0, 0]) });
+    const flood = Buffer.concat(Array.from({ length: count }, () => one)); // 1.2 MB of 6-byte frames
+    client.socket.write(flood);
+    const serverRead = await settle(() => serverSocket!.bytesRead, 200, 5000);
+    t.diagnostic(`server read ${serverRead} of ${flood.length} bytes`);
+    assert.ok(serverRead < flood.length, `the server read all ${serverRead} bytes of empty messages while paused`);
+    start.resolve();
+    assert.equal(await withTimeout(done.promise, 10_000, 'reading the empty messages'), count);
+  });
+});
+
+describe('outbound backpressure', () => {
+  test('send() waits while the client is not reading, bufferedAmount shows it; all arrive after', async (t) => {
+    const h = new Harness(t);
+    let sent = 0;
+    let server: WebSocket | undefined;
+    const finished = deferred();
+    const count = 512; // 32 MiB
+    const { port } = await h.serve(async (ws) => {
+      server = ws;
+      await ws.accept();
+      const payload = Buffer.alloc(MESSAGE_SIZE, 1);
+      for (let i = 0; i < count; i++) {
+        payload.writeUInt32BE(i, 0);
+        await ws.send(payload);
+        sent++;
+      }
+      finished.resolve();
+    });
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    const stalledAt = await settle(() => sent, 200, 5000);
+    const buffered = server!.bufferedAmount;
+    t.diagnostic(`send() stalled after ${stalledAt} messages with bufferedAmount ${buffered}`);
+    assert.ok(stalledAt < count / 2, `${stalledAt} of ${count} sends resolved while the client was not reading`);
+    // The pending send's frame waits in the socket's buffer: at least that one message.
+    assert.ok(buffered >= MESSAGE_SIZE, `bufferedAmount ${buffered} while stalled`);
+    client.resume();
+    for (let i = 0; i < count; i++) {
+      const frame = await client.readFrame();
+      assert.equal(frame.opcode, Opcode.Binary);
+      assert.equal(frame.payload.length, MESSAGE_SIZE);
+      assert.equal(frame.payload.readUInt32BE(0), i);
+    }
+    await withTimeout(finished.promise, 5000, 'the sender finishing');
+    await until(() => sent === count, 1000, 'all sends resolved');
+  });
+
+  test('send() resolves at once while the socket keeps up', async (t) => {
+    const h = new Harness(t);
+    const results = deferred<number>();
+    const { url } = await h.serve(async (ws) => {
+      await ws.accept();
+      let immediate = 0;
+      for (let i = 0; i < 10; i++) {
+        let settled = false;
+        const promise = ws.send(`m${i}`).then(() => {
+          settled = true;
+        });
+        await Promise.resolve();
+        await Promise.resolve();
+        if (settled) immediate++;
+        await promise;
+      }
+      results.resolve(immediate);
+      await ws.receive();
+    });
+    const client = await h.client(url);
+    for (let i = 0; i < 10; i++) assert.equal(await client.next(), `m${i}`);
+    assert.equal(await results.promise, 10);
+  });
+});
