@@ -107,6 +107,14 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   /** Set by the server's heartbeat: a ping is out and no pong has come back yet. */
   awaitingPong = false;
 
+  /**
+   * @internal True while reading is paused because the handler is behind (inbound backpressure):
+   * pongs cannot be read then, so the heartbeat does not judge the connection.
+   */
+  get readPaused(): boolean {
+    return this.paused;
+  }
+
   /** @internal Made by the server for each upgrade request that matched a route. */
   constructor(socket: Duplex, head: Buffer, upgrade: UpgradeRequest, info: RequestInfo, settings: ConnectionSettings) {
     super();
@@ -511,6 +519,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   };
 
   private readonly onIdle = (): void => {
+    // Paused for backpressure, the peer is waiting on us, not idle: let the timer run again.
+    if (this.paused) return;
     if (this.state === 'open') {
       void this.close(CloseCode.GoingAway, 'idle timeout').catch(() => undefined);
     } else {

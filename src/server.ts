@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
-import { parseUpgradeRequest, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
+import { parseUpgradeRequest, refusalResponse, selectSubprotocol, statusText, type UpgradeRequest } from './handshake.ts';
 import { WebSocket, type ConnectionSettings } from './connection.ts';
 import { prepareMessage } from './protocol/frame-encoder.ts';
 import { parseCookies, splitTarget } from './request-info.ts';
@@ -180,7 +180,26 @@ export class WebSocketServer {
     const timeout = this.handshakeTimeout;
     const server = createServer(
       { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(1000, timeout) },
-      (_request, response) => {
+      (request, response) => {
+        // Node routes a request to 'upgrade' only when it has both Upgrade and Connection: upgrade.
+        // A WebSocket handshake missing one of them is malformed (400), not plain HTTP.
+        if (request.headers['sec-websocket-key'] !== undefined) {
+          try {
+            parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
+          } catch (error) {
+            if (error instanceof HandshakeError) {
+              const refusal = error.reason === '' ? statusText(error.status) : error.reason;
+              response.writeHead(error.status, {
+                ...error.headers,
+                Connection: 'close',
+                'Content-Type': 'text/plain; charset=utf-8',
+                'Content-Length': Buffer.byteLength(refusal + '\n'),
+              });
+              response.end(refusal + '\n');
+              return;
+            }
+          }
+        }
         // RFC 7231 §6.5.15: this endpoint only speaks WebSocket.
         const body = 'This endpoint speaks WebSocket (RFC 6455) only.\n';
         response.writeHead(426, {
@@ -380,7 +399,7 @@ export class WebSocketServer {
 
   private readonly beat = (): void => {
     for (const ws of this.connections) {
-      if (ws.state !== 'open') continue;
+      if (ws.state !== 'open' || ws.readPaused) continue;
       if (ws.awaitingPong) {
         void ws.close(CloseCode.InternalError, 'heartbeat timeout').catch(() => undefined);
         continue;

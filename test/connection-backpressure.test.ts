@@ -122,6 +122,41 @@ describe('inbound backpressure', () => {
   });
 });
 
+describe('inbound backpressure and timers', () => {
+  test('a connection paused because its handler is behind is not closed by the heartbeat or idle timeout', async (t) => {
+    const h = new Harness(t);
+    const start = deferred();
+    const wss = new WebSocketServer({ maxQueuedBytes: 64 * 1024, heartbeatInterval: 100, idleTimeout: 250 }).route(
+      '/slow',
+      async (ws) => {
+        await ws.accept();
+        await start.promise;
+        for await (const message of ws) await ws.send(message);
+      },
+    );
+    h.track(wss);
+    const { server: http, port } = await h.httpServer();
+    let serverSocket: Socket | undefined;
+    http.on('upgrade', (_request, socket: Socket) => {
+      serverSocket = socket;
+    });
+    wss.attach(http);
+    const client = await h.rawOpened(port, { path: '/slow', timeout: 10_000 });
+    const payload = Buffer.alloc(16 * 1024, 1);
+    for (let i = 0; i < 64; i++) client.socket.write(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: Buffer.from([9, 8, 7, 6]) }));
+    await settle(() => serverSocket!.bytesRead, 200, 5000);
+    // Paused for 6 heartbeat intervals and 2 idle timeouts: the server sends nothing at all.
+    await client.expectSilence(600); // fails on any byte: a ping or a close
+    start.resolve();
+    for (let i = 0; i < 64; i++) {
+      let frame = await client.readFrame();
+      while (frame.opcode === Opcode.Ping) frame = await client.readFrame();
+      assert.equal(frame.opcode, Opcode.Binary);
+      assert.equal(frame.payload.length, payload.length);
+    }
+  });
+});
+
 describe('outbound backpressure', () => {
   test('send() waits while the client is not reading, bufferedAmount shows it; all arrive after', async (t) => {
     const h = new Harness(t);
