@@ -1,0 +1,125 @@
+/**
+ * `npm run conformance`: replays the Autobahn fuzzingclient cases of sections 1-7, 9 and 10 against the
+ * echo server and fails on any regression from autobahn/expected-results.json.
+ *
+ *   npm run conformance                               # every case, against an in-process echo server
+ *   npm run conformance -- --quick                    # the quick selection that `npm test` runs
+ *   npm run conformance -- --cases '6.4.*' --cases 7.9.1
+ *   npm run conformance -- --url ws://127.0.0.1:9001  # against a running `npm start`
+ *
+ * Prints one line per case and a summary per section, writes autobahn/reports/conformance.json, and
+ * exits with 1 when a case is not what expected-results.json allows (2 on bad arguments).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { WebSocketServer } from '../src/index.ts';
+import type { ConnectTarget } from './client.ts';
+import { EXPECTED_RESULTS_PATH, loadExpectedResults } from './expected.ts';
+import { findRegressions, formatResult, formatSummary, runSuite, selectCases, startEchoServer, summarize } from './suite.ts';
+
+const DEFAULT_REPORT = fileURLToPath(new URL('./reports/conformance.json', import.meta.url));
+
+const USAGE = `usage: npm run conformance -- [--quick] [--cases PATTERN]... [--url ws://HOST:PORT/PATH]
+                          [--time-scale N] [--report FILE] [--expected FILE]`;
+
+function parseTarget(url: string): ConnectTarget {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'ws:') throw new TypeError(`--url must be a ws:// URL, not ${url}`);
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: parsed.port === '' ? 80 : Number(parsed.port),
+    path: `${parsed.pathname}${parsed.search}`,
+  };
+}
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        cases: { type: 'string', multiple: true },
+        url: { type: 'string' },
+        'time-scale': { type: 'string' },
+        report: { type: 'string' },
+        expected: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const patterns = (values.cases ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '');
+  const cases = selectCases({ quick: values.quick, patterns });
+  if (cases.length === 0) {
+    console.error(`no case matches ${patterns.join(', ')}\n${USAGE}`);
+    return 2;
+  }
+  const timeScale = values['time-scale'] === undefined ? 1 : Number(values['time-scale']);
+  if (!(timeScale > 0)) {
+    console.error(`--time-scale must be a positive number\n${USAGE}`);
+    return 2;
+  }
+  const expected = loadExpectedResults(values.expected ?? EXPECTED_RESULTS_PATH);
+
+  let server: WebSocketServer | null = null;
+  let target: ConnectTarget;
+  let shownUrl: string;
+  if (values.url !== undefined) {
+    target = parseTarget(values.url);
+    shownUrl = values.url;
+  } else {
+    ({ server, target } = await startEchoServer());
+    shownUrl = `ws://${target.host}:${target.port}/ (in-process echo server)`;
+  }
+
+  console.log(`rfc6455 conformance: ${cases.length} case(s) against ${shownUrl}${timeScale === 1 ? '' : `, waits x${timeScale}`}`);
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  let results;
+  try {
+    results = await runSuite(cases, { target, timeScale, onResult: (result) => console.log(formatResult(result)) });
+  } finally {
+    await server?.close({ timeout: 1000 });
+  }
+  const wallTime = Math.round(performance.now() - started);
+  const sections = summarize(results);
+  const regressions = findRegressions(results, expected);
+
+  console.log(`\n${formatSummary(sections, wallTime)}`);
+  if (regressions.length === 0) {
+    console.log(`\nNo regression from autobahn/expected-results.json: every case is as expected.`);
+  } else {
+    console.log(`\n${regressions.length} regression(s) from autobahn/expected-results.json:`);
+    for (const r of regressions) {
+      const wanted = r.allowed.length === 0 ? 'unlisted' : r.allowed.join(' or ');
+      console.log(`  ${r.id}: ${r.behavior} (close ${r.behaviorClose}), expected ${wanted}: ${r.detail}`);
+    }
+  }
+
+  const reportPath = resolve(values.report ?? DEFAULT_REPORT);
+  mkdirSync(dirname(reportPath), { recursive: true });
+  const report = {
+    agent: 'rfc6455',
+    target: shownUrl,
+    selection: { quick: values.quick, patterns },
+    timeScale,
+    startedAt,
+    duration: wallTime,
+    summary: sections,
+    regressions,
+    cases: Object.fromEntries(results.map((r) => [r.id, r])),
+  };
+  writeFileSync(reportPath, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`Report: ${reportPath}`);
+  return regressions.length === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();
