@@ -479,9 +479,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
         this.waiters.shift()!.resolve(event);
       }
     }
-    if (protocol.closePending && !protocol.hasMessage) {
-      // Only the close is left, but the handler may still be answering a message it just received:
-      // answer the close when it next receives, or after a short grace if it never does.
+    if (protocol.closePending) {
+      // The close is answered when the handler receives it, after the messages before it (so their
+      // replies can still be sent), or after a short grace if the handler is not receiving.
       this.replyTimer ??= setTimeout(this.onReplyGrace, CLOSE_REPLY_GRACE);
     }
     // Inbound backpressure: stop reading while the handler is behind (FIELD-NOTES 1).
@@ -493,10 +493,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
 
   private readonly onReplyGrace = (): void => {
     this.replyTimer = null;
-    const protocol = this.protocol!;
-    if (!protocol.closePending) return;
-    while (protocol.hasMessage) protocol.nextEvent();
-    this.pull();
+    // Messages already received stay readable for a handler that gets to them later.
+    this.protocol!.answerClose();
+    this.uncork();
   };
 
   private clearReplyTimer(): void {

@@ -132,6 +132,31 @@ describe('closing handshake started by the client', () => {
     assert.deepEqual(await client.expectClose(3000), { code: 1000, reason: '' });
     await client.waitForEnd();
   });
+  test('a slow handler still gets every message that came before the peer’s close, after the grace reply', async (t) => {
+    const h = new Harness(t);
+    const received = deferred<{ texts: string[]; code: number }>();
+    let resumedAt = Infinity;
+    const { port } = await h.serve(async (ws) => {
+      await ws.accept();
+      const texts: string[] = [(await ws.receive()).text];
+      await sleep(1500); // longer than the grace: the close is answered meanwhile
+      resumedAt = Date.now();
+      try {
+        for (;;) texts.push((await ws.receive()).text);
+      } catch (error) {
+        received.resolve({ texts, code: (error as WebSocketDisconnect).code });
+      }
+    });
+    const client = await h.rawOpened(port, { timeout: 4000 });
+    await client.sendText('one');
+    await sleep(50);
+    await client.sendText('two');
+    await client.sendText('three');
+    await client.close(1000);
+    assert.deepEqual(await client.expectClose(3000), { code: 1000, reason: '' });
+    assert.ok(Date.now() < resumedAt, 'the close was answered only when the handler resumed');
+    assert.deepEqual(await withTimeout(received.promise, 4000, 'the slow handler'), { texts: ['one', 'two', 'three'], code: 1000 });
+  });
 });
 
 describe('closing handshake started by the server', () => {

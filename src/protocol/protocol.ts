@@ -199,6 +199,18 @@ export class Protocol implements FrameHandler {
     return terminal ?? undefined;
   }
 
+  /**
+   * Answers a pending `close` event now, without waiting for it to be pulled; messages received before
+   * it stay readable. For a consumer that is not reading (RFC 6455 §5.5.1: reply "as soon as
+   * practical"), at the cost of sending nothing more after them.
+   */
+  answerClose(): void {
+    const terminal = this.terminal;
+    if (terminal === null || this.terminalAcknowledged) return;
+    this.terminalAcknowledged = true;
+    this.acknowledge(terminal);
+  }
+
   private acknowledge(terminal: CloseEvent): void {
     if (this.transportEnded || this.closeSent) {
       if (this.closeSent && !this.transportEnded) this.sink.endTransport();
