@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
 import { acceptResponse, refusalResponse, type UpgradeRequest } from './handshake.ts';
+import { parseCookies, queryOf } from './request-info.ts';
 import type { HttpHeaders } from './errors.ts';
 import type { PreparedMessage } from './protocol/frame-encoder.ts';
 import { Message } from './protocol/message.ts';
@@ -26,16 +27,16 @@ export interface ConnectionSettings {
   readonly closeTimeout: number;
   /** Inactivity after which the connection is closed with 1001; 0 disables it. */
   readonly idleTimeout: number;
+  /** Time for the handler to accept or refuse before the handshake is refused with 408. */
+  readonly handshakeTimeout: number;
 }
 
-/** What a handler knows of the upgrade request. */
+/** What the server hands a connection of its upgrade request (query and cookies are parsed on demand). */
 export interface RequestInfo {
   readonly url: string;
   readonly path: string;
   readonly params: PathParams;
-  readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
-  readonly cookies: Readonly<Record<string, string>>;
   readonly remoteAddress: string | undefined;
 }
 
@@ -61,6 +62,14 @@ const CLOSE_REPLY_GRACE = 1000;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/**
+ * The connection a socket belongs to. Socket listeners and timers are module-level functions that find
+ * their connection through it, so an idle connection carries no closures (each would cost ~100 bytes).
+ */
+const kConnection = Symbol('rfc6455.connection');
+
+type ConnectionSocket = Duplex & { [kConnection]?: WebSocket };
+
 interface Waiter {
   resolve(message: Message): void;
   reject(error: WebSocketDisconnect): void;
@@ -70,14 +79,23 @@ interface Waiter {
  * A server-side WebSocket, handed to a route handler before the handshake is answered: read the
  * request, then `accept()` it (or throw to refuse it), then `receive`/`send` until it closes.
  */
-export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterable<Message> {
+/** Events a connection emits, for code coming from `ws` (the async API is the primary one). */
+export interface WebSocketEvents {
+  /** A message; while a `message` listener exists, messages are emitted instead of queued for receive(). */
+  message: [message: Message];
+  /** A ping arrived (the pong is already sent). */
+  ping: [payload: Buffer];
+  pong: [payload: Buffer];
+  /** The socket closed: the peer's close code (or ours after a violation), 1006 without a close frame. */
+  close: [code: number, reason: string];
+}
+
+export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
   readonly url: string;
   readonly path: string;
   /** Path parameters of the route, percent-decoded (`/items/{item_id}/ws` → `{ item_id }`). */
   readonly params: PathParams;
-  readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
-  readonly cookies: Readonly<Record<string, string>>;
   readonly remoteAddress: string | undefined;
   /** Subprotocols the client offered, in its order of preference. */
   readonly subprotocols: readonly string[];
@@ -86,9 +104,15 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   /** The subprotocol `accept()` uses when given none: the server's pick from its `subprotocols` option. */
   private defaultSubprotocol: string | null = null;
 
-  private readonly socket: Duplex;
-  private readonly upgrade: UpgradeRequest;
+  private readonly socket: ConnectionSocket;
+  /** The validated request until accept() answers it. */
+  private upgrade: UpgradeRequest | null;
   private readonly settings: ConnectionSettings;
+  /** The server's set of connections, left when the socket closes. */
+  private readonly registry: Set<WebSocket> | null;
+  private parsedQuery: URLSearchParams | null = null;
+  private parsedCookies: Readonly<Record<string, string>> | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
   private head: Buffer | null;
   private protocol: Protocol | null = null;
   private refused = false;
@@ -97,7 +121,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   private peerEnded = false;
   private final: CloseEvent | null = null;
   private waiters: Waiter[] = [];
-  private drainWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] | null = null;
   private closedPromise: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
   private corked = false;
@@ -116,27 +140,71 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   }
 
   /** @internal Made by the server for each upgrade request that matched a route. */
-  constructor(socket: Duplex, head: Buffer, upgrade: UpgradeRequest, info: RequestInfo, settings: ConnectionSettings) {
-    super();
+  constructor(
+    socket: Duplex,
+    head: Buffer,
+    upgrade: UpgradeRequest,
+    info: RequestInfo,
+    settings: ConnectionSettings,
+    registry: Set<WebSocket> | null = null,
+  ) {
     this.socket = socket;
     this.head = head.length > 0 ? head : null;
     this.upgrade = upgrade;
     this.settings = settings;
+    this.registry = registry;
     this.url = info.url;
     this.path = info.path;
     this.params = info.params;
-    this.query = info.query;
     this.headers = info.headers;
-    this.cookies = info.cookies;
     this.remoteAddress = info.remoteAddress;
     this.subprotocols = upgrade.protocols;
-    socket.on('close', this.onSocketClose);
+    this.socket[kConnection] = this;
+    registry?.add(this);
+    socket.on('close', WebSocket.onSocketClose);
     // A reset or a write after the peer went away is an ordinary disconnect (1006), reported through
     // 'close'; without a listener Node would throw it and crash the process.
-    socket.on('error', this.onSocketError);
+    socket.on('error', WebSocket.onSocketError);
     // Listened to from the start: Node can emit 'end' before accept() (a client that left while the
     // handler was deciding), and a FIN missed here would leave the connection half-open forever.
-    socket.on('end', this.onEnd);
+    socket.on('end', WebSocket.onSocketEnd);
+    this.handshakeTimer = setTimeout(WebSocket.handshakeExpired, settings.handshakeTimeout, this);
+  }
+
+  /** Created on the first listener: an idle connection without listeners carries no emitter. */
+  private emitter: EventEmitter | null = null;
+
+  /** Adds an event listener (see WebSocketEvents). */
+  on<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    (this.emitter ??= new EventEmitter()).on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Adds a listener called at most once. */
+  once<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    (this.emitter ??= new EventEmitter()).once(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    this.emitter?.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  private emit<E extends keyof WebSocketEvents>(event: E, ...args: WebSocketEvents[E]): void {
+    this.emitter?.emit(event, ...args);
+  }
+
+  /** The query string's parameters. */
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= queryOf(this.url));
+  }
+
+  /** The request's cookies (RFC 6265 §5.4). */
+  get cookies(): Readonly<Record<string, string>> {
+    const header = this.headers.cookie;
+    return (this.parsedCookies ??= parseCookies(typeof header === 'string' ? header : undefined));
   }
 
   /** The connection's state (see ConnectionState). */
@@ -167,33 +235,30 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     let response: string;
     try {
       const subprotocol = options.subprotocol === undefined ? this.defaultSubprotocol : options.subprotocol;
-      response = acceptResponse(this.upgrade, { protocol: subprotocol, headers: options.headers });
+      response = acceptResponse(this.upgrade!, { protocol: subprotocol, headers: options.headers });
       this.subprotocol = subprotocol;
     } catch (error) {
       return Promise.reject(error);
     }
+    this.upgrade = null;
+    this.clearHandshakeTimer();
     const settings = this.settings;
     this.protocol = new Protocol(this, {
       role: 'server',
       maxMessageSize: settings.maxMessageSize,
       maxFrameSize: settings.maxFrameSize,
-      onPing: (payload) => this.emit('ping', payload),
-      onPong: (payload) => {
-        this.awaitingPong = false;
-        this.emit('pong', payload);
-      },
     });
     const socket = this.socket;
     socket.write(response);
     if (settings.idleTimeout > 0 && 'setTimeout' in socket) {
       (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(settings.idleTimeout);
-      socket.on('timeout', this.onIdle);
+      socket.on('timeout', WebSocket.onSocketTimeout);
     }
-    socket.on('data', this.onData);
+    socket.on('data', WebSocket.onSocketData);
     const head = this.head;
     this.head = null;
-    if (head !== null) this.onData(head);
-    if (this.peerEnded) this.onEnd();
+    if (head !== null) this.handleData(head);
+    if (this.peerEnded) this.handleEnd();
     return RESOLVED;
   }
 
@@ -204,6 +269,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   refuse(error: HandshakeError): void {
     if (this.protocol !== null || this.refused) return;
     this.refused = true;
+    this.upgrade = null;
+    this.clearHandshakeTimer();
     if (this.socketClosed) return;
     this.socket.end(refusalResponse(error));
     this.armCloseTimer();
@@ -272,10 +339,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
    * (A plain iterator rather than an async generator: one promise per message, not several.)
    */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return {
-      next: () => this.receive().then(iteratorResult, endOnNormalClose),
-      return: () => Promise.resolve(ITERATOR_DONE),
-    };
+    return new MessageIterator(this);
   }
 
   // ---------------------------------------------------------------- sending
@@ -394,7 +458,61 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     this.armCloseTimer();
   }
 
+  /** @internal The pong has already been written by the protocol. */
+  pingReceived(payload: Buffer): void {
+    this.emit('ping', payload);
+  }
+
+  /** @internal */
+  pongReceived(payload: Buffer): void {
+    this.awaitingPong = false;
+    this.emit('pong', payload);
+  }
+
   // ---------------------------------------------------------------- internals
+
+  // Socket listeners and timer callbacks are static (see kConnection): no per-connection closures.
+
+  private static onSocketData(this: ConnectionSocket, chunk: Buffer): void {
+    this[kConnection]!.handleData(chunk);
+  }
+
+  private static onSocketEnd(this: ConnectionSocket): void {
+    this[kConnection]!.handleEnd();
+  }
+
+  private static onSocketClose(this: ConnectionSocket): void {
+    this[kConnection]!.handleClose();
+  }
+
+  private static onSocketError(this: ConnectionSocket): void {
+    this.destroy();
+  }
+
+  private static onSocketTimeout(this: ConnectionSocket): void {
+    this[kConnection]!.handleIdle();
+  }
+
+  private static onSocketDrain(this: ConnectionSocket): void {
+    this[kConnection]!.handleDrain();
+  }
+
+  private static uncorkAfterTurn(ws: WebSocket): void {
+    ws.uncork();
+  }
+
+  private static replyGraceExpired(ws: WebSocket): void {
+    ws.handleReplyGrace();
+  }
+
+  private static handshakeExpired(ws: WebSocket): void {
+    ws.handshakeTimer = null;
+    if (ws.state === 'connecting') ws.refuse(new HandshakeError(408, 'handshake timed out'));
+  }
+
+  private static destroySocket(socket: Duplex): void {
+    socket.destroy();
+  }
 
   private notOpenError(): Error {
     return this.refused || this.socketClosed
@@ -405,16 +523,19 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   private afterWrite(): Promise<void> {
     if (!this.socket.writableNeedDrain) return RESOLVED;
     return new Promise<void>((resolve) => {
-      if (this.drainWaiters.length === 0) this.socket.once('drain', this.onDrain);
+      if (this.drainWaiters === null) {
+        this.drainWaiters = [];
+        this.socket.once('drain', WebSocket.onSocketDrain);
+      }
       this.drainWaiters.push(resolve);
     });
   }
 
-  private readonly onDrain = (): void => {
+  private handleDrain(): void {
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const resolve of waiters) resolve();
-  };
+    this.drainWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
+  }
 
   /** Pulls one event from the protocol, remembering the final one and resuming a paused socket. */
   private pull(): Message | CloseEvent | undefined {
@@ -440,22 +561,18 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     for (const waiter of waiters) waiter.reject(disconnectFor(event));
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  private handleData(chunk: Buffer): void {
     const protocol = this.protocol!;
     // Coalesce every frame written in reply to this read (handlers run in microtasks) into one
     // writev: uncork after the current turn of the event loop.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      setImmediate(this.uncorkAfterTurn);
+      setImmediate(WebSocket.uncorkAfterTurn, this);
     }
     protocol.receive(chunk);
     this.dispatch();
-  };
-
-  private readonly uncorkAfterTurn = (): void => {
-    this.uncork();
-  };
+  }
 
   private uncork(): void {
     if (!this.corked) return;
@@ -466,7 +583,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
   /** Hands queued events to waiting receivers or event listeners; applies inbound backpressure. */
   private dispatch(): void {
     const protocol = this.protocol!;
-    if (this.listenerCount('message') > 0) {
+    if (this.emitter !== null && this.emitter.listenerCount('message') > 0) {
       let event = this.pull();
       while (event !== undefined && event.type !== 'close') {
         this.emit('message', event);
@@ -482,7 +599,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     if (protocol.closePending) {
       // The close is answered when the handler receives it, after the messages before it (so their
       // replies can still be sent), or after a short grace if the handler is not receiving.
-      this.replyTimer ??= setTimeout(this.onReplyGrace, CLOSE_REPLY_GRACE);
+      this.replyTimer ??= setTimeout(WebSocket.replyGraceExpired, CLOSE_REPLY_GRACE, this);
     }
     // Inbound backpressure: stop reading while the handler is behind (FIELD-NOTES 1).
     if (!this.paused && protocol.queuedBytes > this.settings.maxQueuedBytes) {
@@ -491,12 +608,19 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     }
   }
 
-  private readonly onReplyGrace = (): void => {
+  private handleReplyGrace(): void {
     this.replyTimer = null;
     // Messages already received stay readable for a handler that gets to them later.
     this.protocol!.answerClose();
     this.uncork();
-  };
+  }
+
+  private clearHandshakeTimer(): void {
+    if (this.handshakeTimer !== null) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+  }
 
   private clearReplyTimer(): void {
     if (this.replyTimer !== null) {
@@ -505,7 +629,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     }
   }
 
-  private readonly onEnd = (): void => {
+  private handleEnd(): void {
     if (this.protocol === null) {
       this.peerEnded = true;
       return;
@@ -515,9 +639,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     // The peer will send nothing more; finish our side too.
     if (!this.socket.destroyed) this.socket.end();
     this.armCloseTimer();
-  };
+  }
 
-  private readonly onIdle = (): void => {
+  private handleIdle(): void {
     // Paused for backpressure, the peer is waiting on us, not idle: let the timer run again.
     if (this.paused) return;
     if (this.state === 'open') {
@@ -525,22 +649,20 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
     } else {
       this.socket.destroy();
     }
-  };
+  }
 
   /** Bounds the closing handshake and the wait for the peer's TCP close (RFC 6455 §7.1.1). */
   private armCloseTimer(): void {
     if (this.closeTimer !== null || this.socketClosed) return;
-    this.closeTimer = setTimeout(() => this.socket.destroy(), this.settings.closeTimeout);
+    this.closeTimer = setTimeout(WebSocket.destroySocket, this.settings.closeTimeout, this.socket);
   }
 
-  private readonly onSocketError = (): void => {
-    this.socket.destroy();
-  };
-
-  private readonly onSocketClose = (): void => {
+  private handleClose(): void {
     this.socketClosed = true;
+    this.registry?.delete(this);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.clearReplyTimer();
+    this.clearHandshakeTimer();
     const protocol = this.protocol;
     if (protocol !== null) {
       protocol.receiveEnd();
@@ -549,11 +671,28 @@ export class WebSocket extends EventEmitter implements ProtocolSink, AsyncIterab
       const closeEvent = protocol.closeEvent;
       if (this.final === null && closeEvent !== null) this.settle(closeEvent);
     }
-    this.onDrain();
+    this.handleDrain();
     const final = this.final;
     this.emit('close', final?.code ?? CloseCode.AbnormalClosure, final?.reason ?? '');
     this.resolveClosed?.();
-  };
+  }
+}
+
+/** `for await` over a connection: one promise per message, no closures. */
+class MessageIterator implements AsyncIterator<Message> {
+  private readonly ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    return this.ws.receive().then(iteratorResult, endOnNormalClose);
+  }
+
+  return(): Promise<IteratorResult<Message>> {
+    return Promise.resolve(ITERATOR_DONE);
+  }
 }
 
 const ITERATOR_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
@@ -570,3 +709,4 @@ function endOnNormalClose(error: unknown): IteratorReturnResult<undefined> {
 function disconnectFor(event: CloseEvent): WebSocketDisconnect {
   return new WebSocketDisconnect(event.code, event.reason);
 }
+

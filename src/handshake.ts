@@ -32,6 +32,8 @@ export interface UpgradeRequest {
   readonly host: string;
 }
 
+const NONE: readonly string[] = Object.freeze([]);
+
 /** RFC 7230 §3.2.6 token characters. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Base64 of exactly 16 bytes: 22 characters and `==` (RFC 6455 §4.1 item 7). */
@@ -94,7 +96,9 @@ export function parseUpgradeRequest(request: RequestHead): UpgradeRequest {
   if (key === undefined || !KEY.test(key)) {
     throw new HandshakeError(400, 'Sec-WebSocket-Key must be base64 of 16 bytes');
   }
-  const protocols = splitHeaderList(headerValue(headers, 'sec-websocket-protocol'));
+  const offered = splitHeaderList(headerValue(headers, 'sec-websocket-protocol'));
+  // Shared when empty: a connection keeps its offer for its whole life.
+  const protocols = offered.length === 0 ? NONE : offered;
   // RFC 6455 §4.1 item 10: subprotocol names are tokens.
   for (const protocol of protocols) {
     if (!TOKEN.test(protocol)) throw new HandshakeError(400, 'Sec-WebSocket-Protocol contains an invalid value');

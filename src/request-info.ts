@@ -24,11 +24,16 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return cookies;
 }
 
-/** Splits a request target into its path and query (the path is not decoded: routes decode params). */
-export function splitTarget(target: string): { path: string; query: URLSearchParams } {
+/** The path of a request target (not decoded: routes decode their parameters). */
+export function pathOf(target: string): string {
   const question = target.indexOf('?');
-  if (question === -1) return { path: target, query: new URLSearchParams() };
-  return { path: target.slice(0, question), query: new URLSearchParams(target.slice(question + 1)) };
+  return question === -1 ? target : target.slice(0, question);
+}
+
+/** The query parameters of a request target. */
+export function queryOf(target: string): URLSearchParams {
+  const question = target.indexOf('?');
+  return new URLSearchParams(question === -1 ? '' : target.slice(question + 1));
 }
 
 export type { IncomingHttpHeaders };

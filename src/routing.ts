@@ -14,8 +14,11 @@ export interface RoutePattern {
 
 const PARAMETER = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
+/** The parameters of a route without any, shared by every connection on it. */
+const NO_PARAMS: PathParams = Object.freeze({});
+
 export function compileRoute(pattern: string): RoutePattern {
-  if (pattern === '*') return { pattern, match: () => ({}) };
+  if (pattern === '*') return { pattern, match: () => NO_PARAMS };
   if (!pattern.startsWith('/')) throw new TypeError(`route ${JSON.stringify(pattern)} must start with "/" (or be "*")`);
   const segments = pattern.split('/').slice(1);
   const names: (string | null)[] = [];
@@ -34,6 +37,7 @@ export function compileRoute(pattern: string): RoutePattern {
       names.push(null);
     }
   }
+  const hasParameters = names.some((name) => name !== null);
   return {
     pattern,
     match(path: string): PathParams | null {
@@ -54,7 +58,7 @@ export function compileRoute(pattern: string): RoutePattern {
           throw new HandshakeError(400, 'malformed percent-encoding in the request path');
         }
       }
-      return params;
+      return hasParameters ? params : NO_PARAMS;
     },
   };
 }

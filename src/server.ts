@@ -19,7 +19,7 @@ import { HandshakeError, WebSocketDisconnect, WebSocketException } from './error
 import { parseUpgradeRequest, refusalResponse, selectSubprotocol, statusText, type UpgradeRequest } from './handshake.ts';
 import { WebSocket, type ConnectionSettings } from './connection.ts';
 import { prepareMessage } from './protocol/frame-encoder.ts';
-import { parseCookies, splitTarget } from './request-info.ts';
+import { pathOf } from './request-info.ts';
 import { compileRoute, type RoutePattern } from './routing.ts';
 
 /** A route handler: receives the connection before the handshake is answered. */
@@ -117,8 +117,9 @@ export class WebSocketServer {
       maxQueuedBytes: options.maxQueuedBytes ?? 1024 * 1024,
       closeTimeout: options.closeTimeout ?? 5000,
       idleTimeout: options.idleTimeout ?? 0,
+      handshakeTimeout: options.handshakeTimeout ?? 10_000,
     };
-    this.handshakeTimeout = options.handshakeTimeout ?? 10_000;
+    this.handshakeTimeout = this.settings.handshakeTimeout;
     this.maxConnections = options.maxConnections ?? Infinity;
     this.allowedOrigins = options.allowedOrigins === undefined ? null : new Set(options.allowedOrigins);
     this.subprotocols = options.subprotocols ?? [];
@@ -278,7 +279,7 @@ export class WebSocketServer {
   }
 
   private takeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, unmatched: 'refuse' | 'ignore'): void {
-    const { path, query } = splitTarget(request.url ?? '/');
+    const path = pathOf(request.url ?? '/');
     let route: Route | undefined;
     let params: Readonly<Record<string, string>> | null = null;
     try {
@@ -322,19 +323,10 @@ export class WebSocketServer {
       socket,
       head,
       upgrade,
-      {
-        url: request.url ?? '/',
-        path,
-        params,
-        query,
-        headers: request.headers,
-        cookies: parseCookies(typeof request.headers.cookie === 'string' ? request.headers.cookie : undefined),
-        remoteAddress: request.socket.remoteAddress,
-      },
+      { url: request.url ?? '/', path, params, headers: request.headers, remoteAddress: request.socket.remoteAddress },
       this.settings,
+      this.connections,
     );
-    this.connections.add(ws);
-    socket.once('close', () => this.connections.delete(ws));
     void this.run(ws, route.handler);
   }
 
@@ -345,9 +337,6 @@ export class WebSocketServer {
 
   /** Runs a handler under the exception contract (see the table at the top of this file). */
   private async run(ws: WebSocket, handler: Handler): Promise<void> {
-    const timer = setTimeout(() => {
-      if (ws.state === 'connecting') ws.refuse(new HandshakeError(408, 'handshake timed out'));
-    }, this.handshakeTimeout);
     if (this.subprotocols.length > 0) {
       const preferred = selectSubprotocol(ws.subprotocols, this.subprotocols);
       ws.preferSubprotocol(preferred);
@@ -359,8 +348,6 @@ export class WebSocketServer {
       else await ws.close(CloseCode.NormalClosure);
     } catch (error) {
       await this.fail(ws, error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -159,7 +159,8 @@ describe('Protocol — messages (RFC 6455 §5.6, §6.2)', () => {
 
   test('a pong is written at once with the same payload (§5.5.3), before any event is pulled', () => {
     const pings: Buffer[] = [];
-    const { protocol, sink } = setup({ onPing: (payload) => pings.push(payload) });
+    const { protocol, sink } = setup();
+    sink.pingReceived = (payload: Buffer) => void pings.push(payload);
     feed(protocol, ping('Hello'));
     assert.deepEqual(sink.frames, [Buffer.from([0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
     assert.deepEqual(pings, [Buffer.from('Hello')]);
@@ -178,9 +179,10 @@ describe('Protocol — messages (RFC 6455 §5.6, §6.2)', () => {
     ]);
   });
 
-  test('a pong is not answered; onPong receives its payload as a copy', () => {
+  test('a pong is not answered; the sink receives its payload as a copy', () => {
     const pongs: Buffer[] = [];
-    const { protocol, sink } = setup({ onPong: (payload) => pongs.push(payload) });
+    const { protocol, sink } = setup();
+    sink.pongReceived = (payload: Buffer) => void pongs.push(payload);
     const chunk = buildFrame({ opcode: Opcode.Pong, payload: 'beat' });
     protocol.receive(chunk);
     assert.equal(sink.frames.length, 0);

@@ -27,6 +27,10 @@ export interface ProtocolSink extends FrameSink {
    * transport should be closed (RFC 6455 §7.1.1: the server closes TCP first; a client waits for it).
    */
   endTransport(): void;
+  /** A ping arrived (its pong is already written); `payload` is a copy. */
+  pingReceived?(payload: Buffer): void;
+  /** A pong arrived; `payload` is a copy. */
+  pongReceived?(payload: Buffer): void;
 }
 
 export interface ProtocolOptions {
@@ -36,10 +40,6 @@ export interface ProtocolOptions {
   maxMessageSize?: number;
   /** Largest single frame accepted; larger closes with 1009. Default: maxMessageSize. */
   maxFrameSize?: number;
-  /** Called with a copy of each ping's payload, after the pong has been written. */
-  onPing?: ((payload: Buffer) => void) | undefined;
-  /** Called with a copy of each pong's payload. */
-  onPong?: ((payload: Buffer) => void) | undefined;
 }
 
 /**
@@ -69,8 +69,6 @@ export class Protocol implements FrameHandler {
   private readonly parser: FrameParser;
   private readonly masked: boolean;
   private readonly maxMessageSize: number;
-  private readonly onPing: ((payload: Buffer) => void) | undefined;
-  private readonly onPong: ((payload: Buffer) => void) | undefined;
 
   // The frame being parsed.
   private frameOpcode = 0;
@@ -113,8 +111,6 @@ export class Protocol implements FrameHandler {
     this.masked = role === 'client';
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be a non-negative number');
-    this.onPing = options.onPing;
-    this.onPong = options.onPong;
     this.parser = new FrameParser(this, {
       role,
       maxFrameSize: Math.min(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, this.maxMessageSize),
@@ -364,11 +360,11 @@ export class Protocol implements FrameHandler {
         // RFC 6455 §5.5.2/§5.5.3: answer a ping with a pong carrying the same payload; nothing is sent
         // after our close frame (§5.5.1).
         if (!this.closeSent) encodeFrame(this.sink, Opcode.Pong, payload, true, this.masked);
-        this.onPing?.(Buffer.from(payload));
+        this.sink.pingReceived?.(Buffer.from(payload));
         return;
       case Opcode.Pong:
         // RFC 6455 §5.5.3: an unsolicited pong is allowed and needs no answer.
-        this.onPong?.(Buffer.from(payload));
+        this.sink.pongReceived?.(Buffer.from(payload));
         return;
       default: {
         const { code, reason } = decodeClose(payload);
