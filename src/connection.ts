@@ -304,6 +304,9 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
       }
     }
     if (this.final !== null) return Promise.reject(disconnectFor(this.final));
+    // The handler has answered everything received so far and waits: flush its replies now rather
+    // than at the end of the event-loop turn (one writev for the whole read, no added latency).
+    this.uncork();
     return new Promise<Message>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
     });
@@ -563,14 +566,15 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
 
   private handleData(chunk: Buffer): void {
     const protocol = this.protocol!;
-    // Coalesce every frame written in reply to this read (handlers run in microtasks) into one
-    // writev: uncork after the current turn of the event loop.
-    if (!this.corked) {
+    protocol.receive(chunk);
+    // A read that brought several messages: coalesce the replies (written from microtasks) into one
+    // writev, flushed when the handler next waits in receive() or at the end of this event-loop turn.
+    // A single message is answered with a direct write: no added latency.
+    if (!this.corked && protocol.queuedMessages > 1) {
       this.corked = true;
       this.socket.cork();
       setImmediate(WebSocket.uncorkAfterTurn, this);
     }
-    protocol.receive(chunk);
     this.dispatch();
   }
 

@@ -134,6 +134,11 @@ export class Protocol implements FrameHandler {
     return this.eventsHead < this.events.length || this.terminal !== null;
   }
 
+  /** How many received messages are waiting to be pulled. */
+  get queuedMessages(): number {
+    return this.events.length - this.eventsHead;
+  }
+
   /** Whether a received message is waiting to be pulled. */
   get hasMessage(): boolean {
     return this.eventsHead < this.events.length;
