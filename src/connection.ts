@@ -128,6 +128,8 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
   private paused = false;
   private closeTimer: NodeJS.Timeout | null = null;
   private replyTimer: NodeJS.Timeout | null = null;
+  /** Created on the first listener: an idle connection without listeners carries no emitter. */
+  private emitter: EventEmitter | null = null;
   /** Set by the server's heartbeat: a ping is out and no pong has come back yet. */
   awaitingPong = false;
 
@@ -170,9 +172,6 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
     socket.on('end', WebSocket.onSocketEnd);
     this.handshakeTimer = setTimeout(WebSocket.handshakeExpired, settings.handshakeTimeout, this);
   }
-
-  /** Created on the first listener: an idle connection without listeners carries no emitter. */
-  private emitter: EventEmitter | null = null;
 
   /** Adds an event listener (see WebSocketEvents). */
   on<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
