@@ -15,7 +15,9 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runE2e } from './e2e.ts';
 import { formatGroup } from './harness.ts';
+import { runMemory } from './memory.ts';
 import { bufferutilInfo, formatTargets, runMicro } from './micro.bench.ts';
 
 export interface SectionContext {
@@ -54,7 +56,22 @@ export const SECTIONS: readonly Section[] = [
       return { results, missedTargets: targets.filter((target) => !target.pass).length };
     },
   },
-  // { name: 'e2e', description: 'echo over real sockets', run: (context) => runE2e(context) },
+  {
+    name: 'e2e',
+    description: 'echo over real sockets: rfc6455, ws with and without bufferutil, plain TCP (bench/e2e.ts)',
+    async run(context) {
+      const { results, missedTargets } = await runE2e({ quick: context.quick, filter: context.filter, print: context.print });
+      return { results, missedTargets };
+    },
+  },
+  {
+    name: 'memory',
+    description: 'idle connections: RSS per connection and handshakes/s, rfc6455 and ws (bench/memory.ts)',
+    async run(context) {
+      const { results, missedTargets } = await runMemory({ quick: context.quick, filter: context.filter, print: context.print });
+      return { results, missedTargets };
+    },
+  },
 ];
 
 interface Arguments {

@@ -1,0 +1,489 @@
+/**
+ * End-to-end echo benchmarks: the same scenarios, driven by bench/loadgen.ts over real sockets on
+ * 127.0.0.1, against
+ *
+ *   rfc6455            bench/servers/rfc6455-echo.ts (the handler and options of `npm start`)
+ *   ws + bufferutil    bench/servers/ws-echo.ts, ws with its optional native add-on
+ *   ws, no bufferutil  the same with WS_NO_BUFFER_UTIL=1 (ws's JavaScript masking)
+ *   plain TCP echo     bench/servers/tcp-echo.ts: the same frames echoed unparsed, the machine's ceiling
+ *
+ * Servers run as separate processes, one at a time. A round starts each server in turn (the order
+ * rotates from round to round), runs every scenario against it, and stops it; ratios are computed
+ * within a round (runs minutes apart share less of the machine's drift), and the median of the
+ * per-round ratios is reported with their min and max.
+ *
+ * For each run it records the server's event-loop utilization and CPU (from the server process) and the
+ * load generator's (per worker thread), so each table says which side was the limit. With 2 cores, the
+ * load generator and the server each get one: where the generator is at 100 %, the figure is a floor
+ * for the server, not its ceiling.
+ *
+ *   node --import tsx bench/e2e.ts [--quick] [--filter=echo 16 B,latency]
+ *   BENCH_E2E_ROUNDS=5 BENCH_E2E_DURATION_MS=3000 BENCH_E2E_WARMUP_MS=1000 BENCH_E2E_WORKERS=1
+ *   BENCH_E2E_SERVERS=rfc6455,ws,ws-no-bufferutil,tcp
+ */
+import { loadavg } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { stats, type Stats } from './harness.ts';
+import { formatMb, formatMicros, formatRate, formatRatio, formatTable } from './format.ts';
+import { runLoad, type LoadResult } from './loadgen.ts';
+import { SERVER_LABELS, sourceRevision, startServer, usageBetween, type ServerHandle, type ServerKind } from './servers/control.ts';
+import type { StatsMessage } from './servers/common.ts';
+
+export interface Scenario {
+  /** Group title, matched by `--filter` prefixes. */
+  readonly title: string;
+  readonly size: number;
+  readonly connections: number;
+  readonly inFlight: number;
+  /** What the scenario is about: throughput in messages, in bytes, or round-trip latency. */
+  readonly focus: 'messages' | 'bytes' | 'latency';
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  { title: 'echo 16 B × 64 connections × 16 in flight', size: 16, connections: 64, inFlight: 16, focus: 'messages' },
+  { title: 'echo 1 KiB × 64 connections × 16 in flight', size: 1024, connections: 64, inFlight: 16, focus: 'messages' },
+  { title: 'echo 64 KiB × 64 connections × 16 in flight', size: 64 * 1024, connections: 64, inFlight: 16, focus: 'bytes' },
+  { title: 'echo 1 MiB × 4 connections × 16 in flight', size: 1024 * 1024, connections: 4, inFlight: 16, focus: 'bytes' },
+  { title: 'latency 16 B × 1 connection × 1 in flight', size: 16, connections: 1, inFlight: 1, focus: 'latency' },
+];
+
+export const SERVERS: readonly ServerKind[] = ['rfc6455', 'ws', 'ws-no-bufferutil', 'tcp'];
+
+export interface E2eOptions {
+  readonly rounds: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  /** Load generator worker threads. */
+  readonly workers: number;
+}
+
+export const QUICK_E2E: E2eOptions = { rounds: 3, warmupMs: 120, durationMs: 300, workers: 1 };
+export const FULL_E2E: E2eOptions = { rounds: 5, warmupMs: 750, durationMs: 2500, workers: 1 };
+
+/** One measurement: one scenario against one server in one round. */
+export interface RunRecord {
+  readonly round: number;
+  readonly server: ServerKind;
+  readonly scenario: string;
+  readonly messagesPerSec: number;
+  readonly mbPerSec: number;
+  readonly latencyUs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number };
+  readonly messages: number;
+  /** Event-loop utilization of the server's JavaScript thread during the window. */
+  readonly serverElu: number;
+  /** CPU time of the server process / wall time (1.0 = one core). */
+  readonly serverCpu: number;
+  /** Event-loop utilization of each load generator worker. */
+  readonly clientElu: readonly number[];
+  /** CPU time of the benchmark process (generator workers + coordinator) / wall time. */
+  readonly clientCpu: number;
+  readonly verified: number;
+  readonly errors: readonly string[];
+  readonly loadAverage1: number;
+}
+
+export interface ServerSummary {
+  readonly server: ServerKind;
+  readonly label: string;
+  readonly runs: number;
+  readonly messagesPerSec: Stats;
+  readonly mbPerSec: Stats;
+  readonly p50Us: Stats;
+  readonly p99Us: Stats;
+  readonly serverElu: Stats;
+  readonly serverCpu: Stats;
+  readonly clientElu: Stats;
+  /** `server`, `load generator`, `both` (each ≥ 0.9 ELU) or `neither` (latency-bound), by median ELU. */
+  readonly limit: string;
+}
+
+export interface RatioSummary {
+  readonly numerator: ServerKind;
+  readonly denominator: ServerKind;
+  /** Per-round ratio of messages/s (equal to the MB/s ratio: same message size). */
+  readonly throughput: Stats;
+  /** Per-round ratio of p99 latencies (lower is better for the numerator). */
+  readonly p99: Stats;
+  readonly p50: Stats;
+}
+
+export interface ScenarioSummary {
+  readonly scenario: Scenario;
+  readonly servers: readonly ServerSummary[];
+  readonly ratios: readonly RatioSummary[];
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: number;
+  /** `>=` or `<=` threshold. */
+  readonly comparison: '>=' | '<=';
+  readonly required: number;
+  readonly pass: boolean;
+}
+
+export interface E2eResults {
+  readonly options: E2eOptions;
+  /** The commit the rfc6455 server was built from, and whether src/ had uncommitted changes. */
+  readonly source: { readonly commit: string | null; readonly srcModified: boolean | null };
+  readonly serverInfo: Partial<Record<ServerKind, Record<string, unknown>>>;
+  readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
+  readonly runs: readonly RunRecord[];
+  readonly scenarios: readonly ScenarioSummary[];
+  readonly targets: readonly TargetCheck[];
+}
+
+/** Event-loop utilization from which a side counts as saturated (the rest is time spent waiting for I/O). */
+export const ELU_SATURATED = 0.9;
+
+function limitOf(serverElu: number, clientElu: number): string {
+  const server = serverElu >= ELU_SATURATED;
+  const client = clientElu >= ELU_SATURATED;
+  return server && client ? 'both' : server ? 'server' : client ? 'load generator' : 'neither';
+}
+
+function roundedLoad(): number[] {
+  return loadavg().map((value) => Math.round(value * 100) / 100);
+}
+
+async function measure(server: ServerHandle, scenario: Scenario, options: E2eOptions, round: number): Promise<RunRecord> {
+  // Snapshots of the server's CPU and event-loop counters at the edges of the measurement window.
+  const snapshots: { before?: Promise<StatsMessage | null>; after?: Promise<StatsMessage | null> } = {};
+  const snapshot = (): Promise<StatsMessage | null> =>
+    server.stats().catch((error: unknown) => {
+      process.stderr.write(`stats of the ${server.kind} server: ${error instanceof Error ? error.message : String(error)}\n`);
+      return null;
+    });
+  const result: LoadResult = await runLoad(
+    {
+      port: server.port,
+      protocol: server.kind === 'tcp' ? 'tcp' : 'websocket',
+      size: scenario.size,
+      connections: scenario.connections,
+      inFlight: scenario.inFlight,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      workers: options.workers,
+    },
+    {
+      onWindowStart: () => {
+        snapshots.before = snapshot();
+      },
+      onWindowEnd: () => {
+        snapshots.after = snapshot();
+      },
+    },
+  );
+  const before = (await snapshots.before) ?? null;
+  const after = (await snapshots.after) ?? null;
+  const usage = before !== null && after !== null ? usageBetween(before, after) : { cpu: Number.NaN, elu: Number.NaN };
+  const latency = result.latencyUs;
+  return {
+    round,
+    server: server.kind,
+    scenario: scenario.title,
+    messagesPerSec: result.messagesPerSec,
+    mbPerSec: result.mbPerSec,
+    latencyUs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max, mean: latency.mean },
+    messages: result.messages,
+    serverElu: usage.elu,
+    serverCpu: usage.cpu,
+    clientElu: result.workerElu,
+    clientCpu: result.clientCpu,
+    verified: result.verified,
+    errors: result.errors,
+    loadAverage1: roundedLoad()[0] ?? Number.NaN,
+  };
+}
+
+function failedRecord(round: number, server: ServerKind, scenario: Scenario, error: unknown): RunRecord {
+  const nan = Number.NaN;
+  return {
+    round,
+    server,
+    scenario: scenario.title,
+    messagesPerSec: nan,
+    mbPerSec: nan,
+    latencyUs: { p50: nan, p90: nan, p99: nan, max: nan, mean: nan },
+    messages: 0,
+    serverElu: nan,
+    serverCpu: nan,
+    clientElu: [],
+    clientCpu: nan,
+    verified: 0,
+    errors: [error instanceof Error ? error.message : String(error)],
+    loadAverage1: roundedLoad()[0] ?? nan,
+  };
+}
+
+function finite(values: readonly number[]): number[] {
+  return values.filter((value) => Number.isFinite(value));
+}
+
+function summarize(scenario: Scenario, servers: readonly ServerKind[], runs: readonly RunRecord[], rounds: number): ScenarioSummary {
+  const mine = runs.filter((run) => run.scenario === scenario.title && run.errors.length === 0);
+  const summaries = servers.map((server): ServerSummary => {
+    const own = mine.filter((run) => run.server === server);
+    const serverElu = stats(finite(own.map((run) => run.serverElu)));
+    const clientElu = stats(finite(own.map((run) => Math.max(...run.clientElu))));
+    return {
+      server,
+      label: SERVER_LABELS[server],
+      runs: own.length,
+      messagesPerSec: stats(own.map((run) => run.messagesPerSec)),
+      mbPerSec: stats(own.map((run) => run.mbPerSec)),
+      p50Us: stats(own.map((run) => run.latencyUs.p50)),
+      p99Us: stats(own.map((run) => run.latencyUs.p99)),
+      serverElu,
+      serverCpu: stats(finite(own.map((run) => run.serverCpu))),
+      clientElu,
+      limit: limitOf(serverElu.median, clientElu.median),
+    };
+  });
+  const ratios: RatioSummary[] = [];
+  if (servers.includes('rfc6455')) {
+    for (const denominator of servers) {
+      if (denominator === 'rfc6455') continue;
+      const throughput: number[] = [];
+      const p99: number[] = [];
+      const p50: number[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const a = mine.find((run) => run.round === round && run.server === 'rfc6455');
+        const b = mine.find((run) => run.round === round && run.server === denominator);
+        if (a === undefined || b === undefined) continue;
+        throughput.push(a.messagesPerSec / b.messagesPerSec);
+        p99.push(a.latencyUs.p99 / b.latencyUs.p99);
+        p50.push(a.latencyUs.p50 / b.latencyUs.p50);
+      }
+      ratios.push({ numerator: 'rfc6455', denominator, throughput: stats(throughput), p99: stats(p99), p50: stats(p50) });
+    }
+  }
+  return { scenario, servers: summaries, ratios };
+}
+
+const LEGEND = `msgs/s and MB/s (payload echoed, 10^6 B/s): median with min–max over rounds; p50/p99: round-trip latency, median over rounds.
+srv ELU: the server's event-loop utilization (1.00 = never waiting for I/O); srv CPU: server process CPU time / wall time (all its
+threads, GC included); gen ELU: the load generator worker's. A side at ELU ≥ ${ELU_SATURATED} is the limit; on 2 cores, an ELU near 1 with
+CPU well under 100 % means the process was runnable but waiting for a core (other load on the machine).
+`;
+
+function spread(value: Stats, format: (value: number) => string): string {
+  return `${format(value.min)}–${format(value.max)}`;
+}
+
+function ratioCell(value: Stats): string {
+  return Number.isFinite(value.median) ? `${formatRatio(value.median)} (${value.min.toFixed(2)}–${value.max.toFixed(2)})` : '-';
+}
+
+export function formatScenario(summary: ScenarioSummary, options: E2eOptions): string {
+  const { scenario } = summary;
+  const lines = [`${scenario.title} (binary, median of ${options.rounds} rounds × ${(options.durationMs / 1000).toFixed(2)} s)`];
+  const rows = summary.servers.map((row) => [
+    row.label,
+    formatRate(row.messagesPerSec.median),
+    spread(row.messagesPerSec, formatRate),
+    formatMb(row.mbPerSec.median),
+    spread(row.mbPerSec, formatMb),
+    formatMicros(row.p50Us.median),
+    formatMicros(row.p99Us.median),
+    spread(row.p99Us, formatMicros),
+    row.serverElu.median.toFixed(2),
+    `${(100 * row.serverCpu.median).toFixed(0)}%`,
+    row.clientElu.median.toFixed(2),
+    row.limit,
+  ]);
+  lines.push(
+    formatTable(['server', 'msgs/s', 'min–max', 'MB/s', 'min–max', 'p50', 'p99', 'p99 min–max', 'srv ELU', 'srv CPU', 'gen ELU', 'saturated (ELU ≥ 0.9)'], rows),
+  );
+  for (const ratio of summary.ratios) {
+    const what = scenario.focus === 'latency' ? `p99 ${ratioCell(ratio.p99)}, p50 ${ratioCell(ratio.p50)}, msgs/s ${ratioCell(ratio.throughput)}` : `${scenario.focus === 'bytes' ? 'MB/s' : 'msgs/s'} ${ratioCell(ratio.throughput)}, p99 ${ratioCell(ratio.p99)}`;
+    lines.push(`  rfc6455 / ${SERVER_LABELS[ratio.denominator]}: ${what}`);
+  }
+  return lines.join('\n');
+}
+
+/** One line per scenario, every server side by side, with the ratios of rfc6455 to the others. */
+export function formatSummary(summaries: readonly ScenarioSummary[], servers: readonly ServerKind[]): string {
+  const header = ['scenario', 'metric', ...servers.map((server) => SERVER_LABELS[server])];
+  const others = servers.filter((server) => server !== 'rfc6455');
+  if (servers.includes('rfc6455')) header.push(...others.map((server) => `rfc6455 / ${SERVER_LABELS[server]}`));
+  const rows: string[][] = [];
+  for (const summary of summaries) {
+    const { scenario } = summary;
+    const short = scenario.title.replace(/ connections?/, ' conn').replace(/ in flight/, '');
+    const cells = (metric: string, value: (row: ServerSummary) => string, ratio: (row: RatioSummary) => Stats): string[] => [
+      short,
+      metric,
+      ...servers.map((server) => {
+        const row = summary.servers.find((candidate) => candidate.server === server);
+        return row === undefined ? '-' : value(row);
+      }),
+      ...(servers.includes('rfc6455')
+        ? others.map((server) => {
+            const row = summary.ratios.find((candidate) => candidate.denominator === server);
+            return row === undefined ? '-' : ratioCell(ratio(row));
+          })
+        : []),
+    ];
+    if (scenario.focus === 'latency') {
+      rows.push(cells('p99', (row) => formatMicros(row.p99Us.median), (row) => row.p99));
+      rows.push(cells('p50', (row) => formatMicros(row.p50Us.median), (row) => row.p50));
+    } else if (scenario.focus === 'bytes') {
+      rows.push(cells('MB/s', (row) => formatMb(row.mbPerSec.median), (row) => row.throughput));
+    } else {
+      rows.push(cells('msgs/s', (row) => formatRate(row.messagesPerSec.median), (row) => row.throughput));
+    }
+  }
+  return formatTable(header, rows);
+}
+
+function ratioOf(summaries: readonly ScenarioSummary[], size: number, focus: Scenario['focus'], denominator: ServerKind): RatioSummary | undefined {
+  const summary = summaries.find((candidate) => candidate.scenario.size === size && candidate.scenario.focus === focus);
+  return summary?.ratios.find((ratio) => ratio.denominator === denominator);
+}
+
+/** The issue's targets, from the medians of per-round ratios against ws with native bufferutil. */
+export function evaluateE2eTargets(summaries: readonly ScenarioSummary[]): TargetCheck[] {
+  const targets: TargetCheck[] = [];
+  const add = (target: string, measured: number | undefined, comparison: '>=' | '<=', required: number): void => {
+    if (measured === undefined || !Number.isFinite(measured)) return;
+    targets.push({ target, measured, comparison, required, pass: comparison === '>=' ? measured >= required : measured <= required });
+  };
+  add('echo 16 B: rfc6455 / ws+bufferutil msgs/s >= 1.3x', ratioOf(summaries, 16, 'messages', 'ws')?.throughput.median, '>=', 1.3);
+  add('echo 1 KiB: rfc6455 / ws+bufferutil msgs/s >= 1.3x', ratioOf(summaries, 1024, 'messages', 'ws')?.throughput.median, '>=', 1.3);
+  add('echo 64 KiB: rfc6455 / ws+bufferutil MB/s >= 1.0x', ratioOf(summaries, 64 * 1024, 'bytes', 'ws')?.throughput.median, '>=', 1);
+  add('echo 1 MiB: rfc6455 / ws+bufferutil MB/s >= 1.0x', ratioOf(summaries, 1024 * 1024, 'bytes', 'ws')?.throughput.median, '>=', 1);
+  add('latency 1×1: rfc6455 / ws+bufferutil p99 <= 1.0x', ratioOf(summaries, 16, 'latency', 'ws')?.p99.median, '<=', 1);
+  for (const summary of summaries) {
+    const ratio = summary.ratios.find((candidate) => candidate.denominator === 'ws');
+    if (ratio === undefined) continue;
+    add(`${summary.scenario.title}: never below ws+bufferutil (msgs/s >= 1.0x)`, ratio.throughput.median, '>=', 1);
+  }
+  return targets;
+}
+
+export function formatE2eTargets(targets: readonly TargetCheck[]): string {
+  return [
+    'targets (medians of per-round ratios)',
+    ...targets.map((t) => `  ${t.pass ? 'PASS' : 'MISS'}  ${t.target}: measured ${t.measured.toFixed(2)}x`),
+  ].join('\n');
+}
+
+export interface E2eRunOptions {
+  readonly quick: boolean;
+  readonly filter?: readonly string[];
+  readonly print: (text: string) => void;
+  /** Progress lines (one per measurement); default stderr. */
+  readonly progress?: (text: string) => void;
+}
+
+function envNumber(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0) throw new RangeError(`${name}=${value} is not a non-negative number`);
+  return number;
+}
+
+export function e2eOptionsFor(quick: boolean): E2eOptions {
+  const base = quick ? QUICK_E2E : FULL_E2E;
+  return {
+    rounds: Math.max(1, Math.round(envNumber('BENCH_E2E_ROUNDS') ?? base.rounds)),
+    warmupMs: envNumber('BENCH_E2E_WARMUP_MS') ?? base.warmupMs,
+    durationMs: Math.max(50, envNumber('BENCH_E2E_DURATION_MS') ?? base.durationMs),
+    workers: Math.max(1, Math.round(envNumber('BENCH_E2E_WORKERS') ?? base.workers)),
+  };
+}
+
+function serversFromEnv(): ServerKind[] {
+  const value = process.env['BENCH_E2E_SERVERS'];
+  if (value === undefined || value === '') return [...SERVERS];
+  const list = value.split(',').map((item) => item.trim()) as ServerKind[];
+  for (const server of list) if (!SERVERS.includes(server)) throw new RangeError(`BENCH_E2E_SERVERS: unknown server ${server}`);
+  return list;
+}
+
+export async function runE2e(run: E2eRunOptions): Promise<{ results: E2eResults; missedTargets: number }> {
+  const options = e2eOptionsFor(run.quick);
+  const filter = run.filter ?? [];
+  const scenarios = SCENARIOS.filter((scenario) => filter.length === 0 || filter.some((prefix) => scenario.title.startsWith(prefix)));
+  const servers = serversFromEnv();
+  const progress = run.progress ?? ((text: string) => process.stderr.write(`${text}\n`));
+  const loadStart = roundedLoad();
+  const source = sourceRevision();
+  const runs: RunRecord[] = [];
+  const serverInfo: Partial<Record<ServerKind, Record<string, unknown>>> = {};
+  if (scenarios.length === 0) {
+    run.print('no end-to-end scenario matches the filter');
+  } else {
+    run.print(
+      `rfc6455 at ${source.commit ?? 'unknown commit'}${source.srcModified === true ? ' with uncommitted changes in src/' : ''}; ${options.rounds} rounds; each: every server in turn (order rotated), every scenario, ${options.warmupMs} ms warm-up + ${options.durationMs} ms measured; ${options.workers} load generator worker(s); load average at start ${loadStart.join(' ')}`,
+    );
+  }
+  for (let round = 0; round < options.rounds && scenarios.length > 0; round++) {
+    const order = servers.map((_server, index) => servers[(index + round) % servers.length]!);
+    for (const kind of order) {
+      let server: ServerHandle | null = null;
+      try {
+        server = await startServer(kind);
+        serverInfo[kind] = server.info;
+        if (kind === 'ws' && server.info['bufferutil'] !== true) run.print('warning: ws did not load native bufferutil');
+        for (const scenario of scenarios) {
+          let record: RunRecord;
+          try {
+            record = await measure(server, scenario, options, round);
+          } catch (error) {
+            record = failedRecord(round, kind, scenario, error);
+          }
+          runs.push(record);
+          progress(
+            `  round ${round + 1}/${options.rounds}  ${SERVER_LABELS[kind].padEnd(17)}  ${scenario.title.padEnd(44)}  ` +
+              (record.errors.length > 0
+                ? `ERROR ${record.errors.join('; ')}`
+                : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(7)} MB/s  p50 ${formatMicros(record.latencyUs.p50).padStart(8)}  p99 ${formatMicros(record.latencyUs.p99).padStart(8)}  srv ELU ${record.serverElu.toFixed(2)} CPU ${(100 * record.serverCpu).toFixed(0)}%  gen ELU ${record.clientElu.map((elu) => elu.toFixed(2)).join('/')}`),
+          );
+        }
+      } catch (error) {
+        for (const scenario of scenarios) {
+          if (!runs.some((record) => record.round === round && record.server === kind && record.scenario === scenario.title)) {
+            runs.push(failedRecord(round, kind, scenario, error));
+          }
+        }
+        progress(`  round ${round + 1}: ${SERVER_LABELS[kind]} failed: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        await server?.stop();
+      }
+    }
+  }
+  const summaries = scenarios.map((scenario) => summarize(scenario, servers, runs, options.rounds));
+  if (summaries.length > 0) run.print(LEGEND);
+  for (const summary of summaries) run.print(`${formatScenario(summary, options)}\n`);
+  const targets = evaluateE2eTargets(summaries);
+  if (summaries.length > 0) {
+    run.print(`summary (medians; ratios: median of per-round ratios, min–max)\n${formatSummary(summaries, servers)}\n`);
+    if (targets.length > 0) run.print(`${formatE2eTargets(targets)}\n`);
+  }
+  const failures = runs.filter((record) => record.errors.length > 0);
+  if (failures.length > 0) run.print(`warning: ${failures.length} run(s) failed; see the JSON file (runs[].errors)`);
+  const results: E2eResults = {
+    options,
+    source,
+    serverInfo,
+    loadAverage: { start: loadStart, end: roundedLoad() },
+    runs,
+    scenarios: summaries,
+    targets,
+  };
+  return { results, missedTargets: targets.filter((target) => !target.pass).length + failures.length };
+}
+
+/** `node --import tsx bench/e2e.ts [--quick] [--filter=prefix,...]`: prints the tables (no JSON file). */
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
+  const filterArg = args.find((arg) => arg.startsWith('--filter='));
+  const filter = filterArg === undefined ? [] : filterArg.slice('--filter='.length).split(',');
+  await runE2e({ quick, filter, print: (text) => console.log(text) });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,0 +1,109 @@
+/**
+ * What every benchmark echo server shares: where to listen, the IPC channel to the benchmark that
+ * started it, and the guarantees that it stops by itself.
+ *
+ * A server is started by bench/servers/control.ts as a child process with an IPC channel (`fork`
+ * style). It listens on 127.0.0.1 (port 0 = any free port unless BENCH_SERVER_PORT is set), then sends
+ * `{ type: 'listening', port, info }`. It answers `{ type: 'stats', gc }` with its memory and CPU
+ * figures, and exits:
+ * - on SIGTERM or SIGINT, through `process.exit` (so `--cpu-prof` writes its profile);
+ * - when the IPC channel closes (the benchmark process is gone);
+ * - after BENCH_SERVER_LIFETIME_MS (default 15 minutes), whatever happens.
+ * Run by hand (no IPC), it prints its address and runs until interrupted or its lifetime ends.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** The only address the benchmark servers listen on. */
+export const HOST = '127.0.0.1';
+
+/** The message a server sends once it listens. */
+export interface ListeningMessage {
+  readonly type: 'listening';
+  readonly port: number;
+  /** Server-specific facts worth recording (e.g. whether ws loaded native bufferutil). */
+  readonly info: Record<string, unknown>;
+}
+
+/** The reply to `{ type: 'stats' }`. Times in microseconds (CPU) and milliseconds (event loop). */
+export interface StatsMessage {
+  readonly type: 'stats';
+  readonly id: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** process.cpuUsage(): every thread of the process (JavaScript, GC helpers, libuv pool). */
+  readonly cpuUser: number;
+  readonly cpuSystem: number;
+  /** performance.eventLoopUtilization() of the main thread, cumulative. */
+  readonly eluIdle: number;
+  readonly eluActive: number;
+  /** performance.now() when the figures were taken. */
+  readonly now: number;
+}
+
+interface StatsRequest {
+  readonly type: 'stats';
+  readonly id: number;
+  /** Run a full garbage collection first (needs --expose-gc). */
+  readonly gc?: boolean;
+}
+
+export function listenPort(): number {
+  const fromEnv = process.env['BENCH_SERVER_PORT'];
+  const port = fromEnv === undefined || fromEnv === '' ? 0 : Number(fromEnv);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`BENCH_SERVER_PORT=${fromEnv} is not a port`);
+  return port;
+}
+
+function takeStats(id: number): StatsMessage {
+  const memory = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
+  return {
+    type: 'stats',
+    id,
+    rss: memory.rss,
+    heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal,
+    external: memory.external,
+    arrayBuffers: memory.arrayBuffers,
+    cpuUser: cpu.user,
+    cpuSystem: cpu.system,
+    eluIdle: elu.idle,
+    eluActive: elu.active,
+    now: performance.now(),
+  };
+}
+
+/**
+ * Announces the server (IPC or stdout) and installs the exit paths. `name` is for the console line.
+ */
+export function announce(name: string, port: number, info: Record<string, unknown> = {}): void {
+  const lifetime = Number(process.env['BENCH_SERVER_LIFETIME_MS'] ?? 15 * 60 * 1000);
+  setTimeout(() => {
+    console.error(`${name}: lifetime of ${lifetime} ms is over, exiting`);
+    process.exit(3);
+  }, lifetime).unref();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));
+  const send = process.send?.bind(process);
+  if (send === undefined) {
+    console.log(`${name} listening on ${HOST}:${port} ${JSON.stringify(info)}`);
+    return;
+  }
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (raw: unknown) => {
+    const message = raw as Partial<StatsRequest>;
+    if (message.type !== 'stats' || typeof message.id !== 'number') return;
+    if (message.gc === true) {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      // Twice: the first pass can leave objects with finalizers for the second.
+      gc?.();
+      gc?.();
+    }
+    send(takeStats(message.id));
+  });
+  const listening: ListeningMessage = { type: 'listening', port, info };
+  send(listening);
+}

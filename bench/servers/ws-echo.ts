@@ -1,0 +1,35 @@
+/**
+ * The `ws` echo server for the end-to-end benchmarks: the echo from ws's README, with the same message
+ * limit as ours (64 MiB) and permessage-deflate off (ws's server default; ours has none).
+ *
+ * With WS_NO_BUFFER_UTIL=1 in the environment, ws does not load its optional native add-on
+ * `bufferutil` and masks with its JavaScript byte loop. The `listening` message says which one ws
+ * actually uses, checked on the very module instance ws loaded.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { announce, HOST, listenPort } from './common.ts';
+
+const require = createRequire(import.meta.url);
+const wsLib = join(dirname(require.resolve('ws/package.json')), 'lib');
+const bufferUtil = require(join(wsLib, 'buffer-util.js')) as { unmask: (buffer: Buffer, mask: Buffer) => void };
+const nativeUnmask = String(bufferUtil.unmask).includes('bufferUtil.unmask') || String(bufferUtil.unmask).includes('websocketUnmask');
+const version = (require('ws/package.json') as { version: string }).version;
+
+const server = new WebSocketServer({ host: HOST, port: listenPort(), maxPayload: 64 * 1024 * 1024, perMessageDeflate: false });
+server.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => {
+    ws.send(data, { binary: isBinary });
+  });
+  ws.on('error', () => undefined);
+});
+server.on('listening', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  announce(nativeUnmask ? 'ws echo (bufferutil)' : 'ws echo (no bufferutil)', port, {
+    library: `ws@${version}`,
+    bufferutil: nativeUnmask,
+    WS_NO_BUFFER_UTIL: process.env['WS_NO_BUFFER_UTIL'] ?? null,
+  });
+});
