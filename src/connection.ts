@@ -453,6 +453,17 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
     }
   }
 
+  /** @internal A forwarded message received in several pieces: written as one writev, never joined. */
+  writeFrameSegments(header: Buffer, segments: readonly Uint8Array[]): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    const corked = this.corked;
+    if (!corked) socket.cork();
+    socket.write(header);
+    for (const segment of segments) socket.write(segment);
+    if (!corked) socket.uncork();
+  }
+
   /** @internal RFC 6455 §7.1.1: the server closes the TCP connection first once the close handshake is done. */
   endTransport(): void {
     this.uncork();

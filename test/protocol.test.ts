@@ -754,3 +754,50 @@ describe('close() while a violation is pending', () => {
     assert.equal(protocol.state, 'closed');
   });
 });
+
+describe('Protocol — messages received in pieces are forwarded without joining', () => {
+  test('a frame split across reads is echoed as its segments through writeFrameSegments; data joins them', () => {
+    const sink = collectingSink();
+    const segmentWrites: Array<{ header: Buffer; segments: readonly Uint8Array[] }> = [];
+    sink.writeFrameSegments = (header: Buffer, segments: readonly Uint8Array[]) => void segmentWrites.push({ header, segments });
+    const protocol = new Protocol(sink);
+    const payload = Buffer.alloc(20_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+    const frame = buildFrame({ opcode: Opcode.Binary, payload });
+    for (const chunk of splitAt(frame, [6000, 13_000])) protocol.receive(chunk);
+    const message = protocol.nextEvent();
+    assert.ok(message instanceof Message);
+    assert.equal(message.byteLength, payload.length);
+    assert.equal(message.segments?.length, 3);
+    protocol.sendMessage(message);
+    assert.equal(sink.frames.length, 0, 'not joined into writeFrame');
+    assert.equal(segmentWrites.length, 1);
+    const wire = Buffer.concat([segmentWrites[0]!.header, ...segmentWrites[0]!.segments]);
+    assert.deepEqual(wire, Buffer.concat([Buffer.from([0x82, 126, 0x4e, 0x20]), payload]));
+    assert.deepEqual(message.data, payload);
+    assert.equal(message.segments, null, 'joined once read');
+  });
+
+  test('without writeFrameSegments the sink gets the joined payload', () => {
+    const { protocol, sink } = setup();
+    const payload = Buffer.alloc(10_000, 0x61);
+    for (const chunk of splitAt(buildFrame({ opcode: Opcode.Text, payload }), [5000])) protocol.receive(chunk);
+    protocol.sendMessage(expectMessage(protocol.nextEvent()));
+    assert.deepEqual(sink.bytes(), Buffer.concat([Buffer.from([0x81, 126, 0x27, 0x10]), payload]));
+  });
+
+  test('small fragments are gathered into a few segments, not one object per fragment', () => {
+    const { protocol } = setup();
+    const fragments: Buffer[] = [];
+    const count = 4096;
+    for (let i = 0; i < count; i++) {
+      fragments.push(buildFrame({ opcode: i === 0 ? Opcode.Binary : Opcode.Continuation, fin: i === count - 1, payload: Buffer.alloc(16, i & 0xff) }));
+    }
+    protocol.receive(Buffer.concat(fragments));
+    const message = protocol.nextEvent();
+    assert.ok(message instanceof Message); // (expectMessage would read .data and join the segments)
+    assert.equal(message.byteLength, 16 * count);
+    assert.ok(message.segments !== null && message.segments.length <= 5, `${message.segments?.length} segments for 64 KiB`);
+    for (let i = 0; i < count; i++) assert.equal(message.data[i * 16], i & 0xff);
+  });
+});

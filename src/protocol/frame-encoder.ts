@@ -11,6 +11,11 @@ import { mask } from './mask.ts';
 /** Receives encoded frames: `payload` is null when the header buffer already holds the whole frame. */
 export interface FrameSink {
   writeFrame(header: Buffer, payload: Uint8Array | null): void;
+  /**
+   * Optional: a frame whose payload is several buffers, in order (a received message forwarded
+   * without joining it). Without this method such payloads are joined and passed to writeFrame.
+   */
+  writeFrameSegments?(header: Buffer, segments: readonly Uint8Array[]): void;
 }
 
 /** Payloads up to this size are copied behind their header into one buffer (one write, one syscall). */

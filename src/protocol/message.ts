@@ -7,13 +7,44 @@ import { Opcode } from '../constants.ts';
 export class Message {
   /** `text` for a text message (its payload is valid UTF-8), `binary` otherwise. */
   readonly type: 'text' | 'binary';
-  /** The payload. It is a view: copy it if you keep it and mutate the original. */
-  readonly data: Buffer;
+  private length: number;
+  private payload: Buffer | null;
+  private parts: readonly Buffer[] | null;
   private decoded: string | undefined;
 
   constructor(data: Buffer, binary: boolean) {
     this.type = binary ? 'binary' : 'text';
-    this.data = data;
+    this.length = data.length;
+    this.payload = data;
+    this.parts = null;
+  }
+
+  /** @internal A message received in several pieces, joined only when `data` is read. */
+  static fromSegments(segments: readonly Buffer[], byteLength: number, binary: boolean): Message {
+    const message = new Message(EMPTY, binary);
+    message.length = byteLength;
+    message.payload = null;
+    message.parts = segments;
+    return message;
+  }
+
+  /** The payload's length in bytes (without joining a payload received in pieces). */
+  get byteLength(): number {
+    return this.length;
+  }
+
+  /** The payload. It may be a view of the bytes read: copy it if you keep it and mutate the original. */
+  get data(): Buffer {
+    if (this.payload === null) {
+      this.payload = Buffer.concat(this.parts!, this.length);
+      this.parts = null;
+    }
+    return this.payload;
+  }
+
+  /** @internal The payload as received in pieces, or null once joined (or when it came in one). */
+  get segments(): readonly Buffer[] | null {
+    return this.parts;
   }
 
   get binary(): boolean {
@@ -35,3 +66,5 @@ export class Message {
     return this.type === 'binary' ? Opcode.Binary : Opcode.Text;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

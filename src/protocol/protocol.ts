@@ -15,7 +15,15 @@
 import { CloseCode, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, MAX_CONTROL_PAYLOAD, Opcode } from '../constants.ts';
 import { InternalError, InvalidPayloadData, MessageTooBig, ProtocolError, WebSocketDisconnect, WebSocketException } from '../errors.ts';
 import { decodeClose, encodeClose } from './close.ts';
-import { encodeFragmented, encodeFrame, encodeTextFrame, type FrameSink, type PreparedMessage } from './frame-encoder.ts';
+import {
+  encodeFragmented,
+  encodeFrame,
+  encodeTextFrame,
+  frameHeaderSize,
+  writeFrameHeader,
+  type FrameSink,
+  type PreparedMessage,
+} from './frame-encoder.ts';
 import { FrameParser, type FrameHandler, type Role } from './frame-parser.ts';
 import { Message } from './message.ts';
 import { isValidUtf8, Utf8Validator } from './utf8.ts';
@@ -64,6 +72,12 @@ const QUEUED_MESSAGE_OVERHEAD = 64;
 
 const EMPTY = Buffer.alloc(0);
 
+/** Pieces at least this large are kept as views of the read they came in; smaller ones are copied. */
+const SEGMENT_VIEW_THRESHOLD = 4096;
+
+/** Small pieces are gathered into tail segments of this size (above SEGMENT_VIEW_THRESHOLD). */
+const TAIL_SEGMENT_SIZE = 16 * 1024;
+
 export class Protocol implements FrameHandler {
   private readonly sink: ProtocolSink;
   private readonly parser: FrameParser;
@@ -80,9 +94,14 @@ export class Protocol implements FrameHandler {
   private messageLength = 0;
   /** The message's only piece so far, kept as a view: a message in one piece is never copied. */
   private firstPiece: Buffer | null = null;
-  /** Joined pieces once there are two or more. */
-  private assembly: Buffer | null = null;
-  private assemblyLength = 0;
+  /**
+   * Once there are two or more pieces: the message as segments, joined only if the application reads
+   * `message.data` (an echo or a forward writes the segments as they are). Large pieces stay views;
+   * small ones are copied into a shared tail segment, so fragments cost no per-fragment object.
+   */
+  private segments: Buffer[] | null = null;
+  private tail: Buffer | null = null;
+  private tailLength = 0;
   private validator: Utf8Validator | null = null;
   private streamingText = false;
 
@@ -189,7 +208,7 @@ export class Protocol implements FrameHandler {
         this.events = [];
         this.eventsHead = 0;
       }
-      this.queued -= message.data.length + QUEUED_MESSAGE_OVERHEAD;
+      this.queued -= message.byteLength + QUEUED_MESSAGE_OVERHEAD;
       return message;
     }
     const terminal = this.terminal;
@@ -274,7 +293,7 @@ export class Protocol implements FrameHandler {
       return;
     }
     if (this.messageOpcode === Opcode.Text) {
-      const wholeMessage = this.frameFin && this.frameRemaining === 0 && this.firstPiece === null && this.assembly === null;
+      const wholeMessage = this.frameFin && this.frameRemaining === 0 && this.firstPiece === null && this.segments === null;
       if (wholeMessage && !this.streamingText) {
         // RFC 6455 §8.1: a text message must be valid UTF-8.
         if (!isValidUtf8(piece)) throw new InvalidPayloadData('text message is not valid UTF-8');
@@ -297,45 +316,64 @@ export class Protocol implements FrameHandler {
     if (this.streamingText && !this.validator!.end()) {
       throw new InvalidPayloadData('text message ends inside a UTF-8 sequence');
     }
-    const data = this.firstPiece ?? (this.assembly === null ? EMPTY : this.assembly.subarray(0, this.assemblyLength));
     const binary = this.messageOpcode === Opcode.Binary;
+    let message: Message;
+    if (this.segments !== null) {
+      this.flushTail();
+      message = Message.fromSegments(this.segments, this.messageLength, binary);
+    } else {
+      message = new Message(this.firstPiece ?? EMPTY, binary);
+    }
     this.resetMessage();
-    this.events.push(new Message(data, binary));
-    this.queued += data.length + QUEUED_MESSAGE_OVERHEAD;
+    this.events.push(message);
+    this.queued += message.byteLength + QUEUED_MESSAGE_OVERHEAD;
   }
 
   private resetMessage(): void {
     this.messageOpcode = 0;
     this.messageLength = 0;
     this.firstPiece = null;
-    this.assembly = null;
-    this.assemblyLength = 0;
+    this.segments = null;
+    this.tail = null;
+    this.tailLength = 0;
     this.streamingText = false;
     this.validator?.reset();
   }
 
-  /** Adds a piece to the message; copies only from the second piece on, into one growing buffer. */
+  /** Adds a piece to the message: the first is kept as is; see `segments` for the rest. */
   private appendPiece(piece: Buffer): void {
-    if (this.firstPiece === null && this.assembly === null) {
-      this.firstPiece = piece;
-      return;
-    }
-    // Room for what is held, this piece and the rest of the current frame, whose length is known.
-    const needed = this.assemblyLength + (this.firstPiece?.length ?? 0) + piece.length + this.frameRemaining;
-    if (this.assembly === null || needed > this.assembly.length) {
-      // In the final frame the message's size is known exactly; before it, grow by doubling.
-      const grown = this.frameFin ? needed : Math.max(needed, Math.min(2 * (this.assembly?.length ?? needed), this.maxMessageSize));
-      const next = Buffer.allocUnsafe(grown);
-      if (this.assembly !== null) this.assembly.copy(next, 0, 0, this.assemblyLength);
-      this.assembly = next;
-    }
-    if (this.firstPiece !== null) {
-      this.firstPiece.copy(this.assembly, 0);
-      this.assemblyLength = this.firstPiece.length;
+    if (this.segments === null) {
+      if (this.firstPiece === null) {
+        this.firstPiece = piece;
+        return;
+      }
+      this.segments = [];
+      this.addSegment(this.firstPiece);
       this.firstPiece = null;
     }
-    piece.copy(this.assembly, this.assemblyLength);
-    this.assemblyLength += piece.length;
+    this.addSegment(piece);
+  }
+
+  private addSegment(piece: Buffer): void {
+    if (piece.length >= SEGMENT_VIEW_THRESHOLD) {
+      this.flushTail();
+      this.segments!.push(piece);
+      return;
+    }
+    if (this.tail === null || this.tailLength + piece.length > this.tail.length) {
+      this.flushTail();
+      this.tail = Buffer.allocUnsafe(TAIL_SEGMENT_SIZE);
+    }
+    piece.copy(this.tail, this.tailLength);
+    this.tailLength += piece.length;
+  }
+
+  private flushTail(): void {
+    if (this.tail !== null && this.tailLength > 0) {
+      this.segments!.push(this.tail.subarray(0, this.tailLength));
+      this.tail = this.tail.subarray(this.tailLength);
+      this.tailLength = 0;
+    }
   }
 
   private appendControl(piece: Buffer): void {
@@ -405,8 +443,20 @@ export class Protocol implements FrameHandler {
   /** Sends a received message on unchanged (text stays text), without decoding it. */
   sendMessage(message: Message, fragmentSize?: number): void {
     this.checkCanSendMessage();
-    if (fragmentSize === undefined) encodeFrame(this.sink, message.opcode, message.data, true, this.masked);
-    else encodeFragmented(this.sink, message.opcode, message.data, fragmentSize, this.masked);
+    if (fragmentSize !== undefined) {
+      encodeFragmented(this.sink, message.opcode, message.data, fragmentSize, this.masked);
+      return;
+    }
+    const segments = message.segments;
+    if (segments !== null && !this.masked && this.sink.writeFrameSegments !== undefined) {
+      // A message received in several pieces goes out without being joined (RFC 6455 §5.2 only
+      // fixes the byte order, not how the payload is held).
+      const header = Buffer.allocUnsafe(frameHeaderSize(message.byteLength, false));
+      writeFrameHeader(header, message.opcode, true, message.byteLength, null);
+      this.sink.writeFrameSegments(header, segments);
+      return;
+    }
+    encodeFrame(this.sink, message.opcode, message.data, true, this.masked);
   }
 
   /**
