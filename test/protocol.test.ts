@@ -797,7 +797,8 @@ describe('Protocol — messages received in pieces are forwarded without joining
     const message = protocol.nextEvent();
     assert.ok(message instanceof Message); // (expectMessage would read .data and join the segments)
     assert.equal(message.byteLength, 16 * count);
-    assert.ok(message.segments !== null && message.segments.length <= 5, `${message.segments?.length} segments for 64 KiB`);
+    // Tails of 1, 2, 4, 8, 16, 32 KiB and the rest: a handful of segments, not 4,096.
+    assert.ok(message.segments !== null && message.segments.length <= 8, `${message.segments?.length} segments for 64 KiB`);
     for (let i = 0; i < count; i++) assert.equal(message.data[i * 16], i & 0xff);
   });
 });

@@ -36,7 +36,8 @@ export class Message {
   /** The payload. It may be a view of the bytes read: copy it if you keep it and mutate the original. */
   get data(): Buffer {
     if (this.payload === null) {
-      this.payload = Buffer.concat(this.parts!, this.length);
+      const parts = this.parts!;
+      this.payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.length);
       this.parts = null;
     }
     return this.payload;

@@ -75,8 +75,11 @@ const EMPTY = Buffer.alloc(0);
 /** Pieces at least this large are kept as views of the read they came in; smaller ones are copied. */
 const SEGMENT_VIEW_THRESHOLD = 4096;
 
-/** Small pieces are gathered into tail segments of this size (above SEGMENT_VIEW_THRESHOLD). */
-const TAIL_SEGMENT_SIZE = 16 * 1024;
+/** Small pieces are copied into tail segments: the first at least this large (pooled by Node)... */
+const MIN_TAIL_SIZE = 1024;
+
+/** ...then doubling up to this size while the message's length beyond the current frame is unknown. */
+const MAX_SPECULATIVE_TAIL = 64 * 1024;
 
 export class Protocol implements FrameHandler {
   private readonly sink: ProtocolSink;
@@ -102,6 +105,7 @@ export class Protocol implements FrameHandler {
   private segments: Buffer[] | null = null;
   private tail: Buffer | null = null;
   private tailLength = 0;
+  private lastTailSize = MIN_TAIL_SIZE / 2;
   private validator: Utf8Validator | null = null;
   private streamingText = false;
 
@@ -336,6 +340,7 @@ export class Protocol implements FrameHandler {
     this.segments = null;
     this.tail = null;
     this.tailLength = 0;
+    this.lastTailSize = MIN_TAIL_SIZE / 2;
     this.streamingText = false;
     this.validator?.reset();
   }
@@ -348,30 +353,41 @@ export class Protocol implements FrameHandler {
         return;
       }
       this.segments = [];
-      this.addSegment(this.firstPiece);
+      // The current piece and the rest of its frame follow the first piece.
+      this.addSegment(this.firstPiece, piece.length + this.frameRemaining);
       this.firstPiece = null;
     }
-    this.addSegment(piece);
+    this.addSegment(piece, this.frameRemaining);
   }
 
-  private addSegment(piece: Buffer): void {
+  /** `following` is how many bytes are known to follow this piece in its frame. */
+  private addSegment(piece: Buffer, following: number): void {
+    const tail = this.tail;
+    if (tail !== null && this.tailLength + piece.length <= tail.length) {
+      // Room already reserved for this frame: copying is cheaper than another segment.
+      piece.copy(tail, this.tailLength);
+      this.tailLength += piece.length;
+      return;
+    }
+    this.flushTail();
     if (piece.length >= SEGMENT_VIEW_THRESHOLD) {
-      this.flushTail();
+      this.tail = null;
       this.segments!.push(piece);
       return;
     }
-    if (this.tail === null || this.tailLength + piece.length > this.tail.length) {
-      this.flushTail();
-      this.tail = Buffer.allocUnsafe(TAIL_SEGMENT_SIZE);
-    }
-    piece.copy(this.tail, this.tailLength);
-    this.tailLength += piece.length;
+    // A new tail holds at least the rest of this frame (its length is known from the header); beyond
+    // that it grows geometrically, for messages in many small fragments.
+    const size = Math.max(piece.length + following, Math.min(2 * this.lastTailSize, MAX_SPECULATIVE_TAIL));
+    this.lastTailSize = size;
+    this.tail = Buffer.allocUnsafe(size);
+    piece.copy(this.tail, 0);
+    this.tailLength = piece.length;
   }
 
   private flushTail(): void {
     if (this.tail !== null && this.tailLength > 0) {
       this.segments!.push(this.tail.subarray(0, this.tailLength));
-      this.tail = this.tail.subarray(this.tailLength);
+      this.tail = null;
       this.tailLength = 0;
     }
   }
