@@ -130,7 +130,7 @@ export class WebSocket implements ProtocolSink, AsyncIterable<Message> {
   private replyTimer: NodeJS.Timeout | null = null;
   /** Created on the first listener: an idle connection without listeners carries no emitter. */
   private emitter: EventEmitter | null = null;
-  /** Set by the server's heartbeat: a ping is out and no pong has come back yet. */
+  /** @internal Set by the server's heartbeat: a ping is out and no pong has come back yet. */
   awaitingPong = false;
 
   /**

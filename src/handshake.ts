@@ -198,6 +198,11 @@ export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? 'Error';
 }
 
+/** The plain-text body of a refusal: the reason, or the status text when there is none. */
+export function refusalBody(error: HandshakeError): string {
+  return (error.reason === '' ? statusText(error.status) : error.reason) + '\n';
+}
+
 const FRAMING_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding', 'content-type']);
 
 /**
@@ -205,7 +210,7 @@ const FRAMING_HEADERS = new Set(['connection', 'content-length', 'transfer-encod
  * text body (the reason, or the status text) and `Connection: close`.
  */
 export function refusalResponse(error: HandshakeError): string {
-  const body = (error.reason === '' ? statusText(error.status) : error.reason) + '\n';
+  const body = refusalBody(error);
   // The framing headers are ours: a caller's Connection or Content-Length would contradict them.
   const headers: HttpHeaders = {};
   for (const [name, value] of Object.entries(error.headers)) {

@@ -1,8 +1,7 @@
 /**
  * What a handler can read of the upgrade request, extracted once so a connection does not keep Node's
- * IncomingMessage (and its socket bookkeeping) alive for its whole life.
+ * IncomingMessage (and its socket bookkeeping) alive for its whole life. Parsed on first use.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 
 /** Parses a Cookie header (RFC 6265 §5.4): `name=value` pairs separated by `;`, first one wins. */
 export function parseCookies(header: string | undefined): Record<string, string> {
@@ -36,4 +35,3 @@ export function queryOf(target: string): URLSearchParams {
   return new URLSearchParams(question === -1 ? '' : target.slice(question + 1));
 }
 
-export type { IncomingHttpHeaders };

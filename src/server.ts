@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
-import { parseUpgradeRequest, refusalResponse, selectSubprotocol, statusText, type UpgradeRequest } from './handshake.ts';
+import { parseUpgradeRequest, refusalBody, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
 import { WebSocket, type ConnectionSettings } from './connection.ts';
 import { prepareMessage } from './protocol/frame-encoder.ts';
 import { pathOf } from './request-info.ts';
@@ -189,14 +189,14 @@ export class WebSocketServer {
             parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
           } catch (error) {
             if (error instanceof HandshakeError) {
-              const refusal = error.reason === '' ? statusText(error.status) : error.reason;
+              const body = refusalBody(error);
               response.writeHead(error.status, {
                 ...error.headers,
                 Connection: 'close',
                 'Content-Type': 'text/plain; charset=utf-8',
-                'Content-Length': Buffer.byteLength(refusal + '\n'),
+                'Content-Length': Buffer.byteLength(body),
               });
-              response.end(refusal + '\n');
+              response.end(body);
               return;
             }
           }
