@@ -364,6 +364,22 @@ function parseGroup(size: number, chunked: boolean, options: HarnessOptions): Gr
   ]);
 }
 
+/** ws's frame encoder on the same data, counting the bytes of the parts it returns. */
+function wsFrameCase(data: Buffer | string, frameOptions: WsFrameOptions, frameBytes: number): BenchCase {
+  return {
+    name: 'ws Sender.frame',
+    bytesPerIteration: frameBytes,
+    run(iterations) {
+      let total = 0;
+      for (let n = 0; n < iterations; n++) {
+        const list = ws.Sender.frame(data, frameOptions);
+        total += list[0]!.length + (list.length > 1 ? list[1]!.length : 0);
+      }
+      if (total !== iterations * frameBytes) throw new Error('ws Sender.frame: wrong byte count');
+    },
+  };
+}
+
 function encodeGroup(size: number, text: boolean, options: HarnessOptions): GroupResult {
   let written = 0;
   const sink: FrameSink = {
@@ -401,18 +417,7 @@ function encodeGroup(size: number, text: boolean, options: HarnessOptions): Grou
         if (written !== iterations * frameBytes) throw new Error('rfc6455 encodeTextFrame: wrong byte count');
       },
     };
-    theirs = {
-      name: 'ws Sender.frame',
-      bytesPerIteration: frameBytes,
-      run(iterations) {
-        let total = 0;
-        for (let n = 0; n < iterations; n++) {
-          const list = ws.Sender.frame(string, frameOptions);
-          total += list[0]!.length + (list.length > 1 ? list[1]!.length : 0);
-        }
-        if (total !== iterations * frameBytes) throw new Error('ws Sender.frame: wrong byte count');
-      },
-    };
+    theirs = wsFrameCase(string, frameOptions, frameBytes);
   } else {
     const payload = pseudoRandomBytes(size, 0xbeef ^ size);
     encodeFrame(collect, Opcode.Binary, payload, true, false);
@@ -427,18 +432,7 @@ function encodeGroup(size: number, text: boolean, options: HarnessOptions): Grou
         if (written !== iterations * frameBytes) throw new Error('rfc6455 encodeFrame: wrong byte count');
       },
     };
-    theirs = {
-      name: 'ws Sender.frame',
-      bytesPerIteration: frameBytes,
-      run(iterations) {
-        let total = 0;
-        for (let n = 0; n < iterations; n++) {
-          const list = ws.Sender.frame(payload, frameOptions);
-          total += list[0]!.length + (list.length > 1 ? list[1]!.length : 0);
-        }
-        if (total !== iterations * frameBytes) throw new Error('ws Sender.frame: wrong byte count');
-      },
-    };
+    theirs = wsFrameCase(payload, frameOptions, frameBytes);
   }
   // Above COPY_THRESHOLD (1 KiB) both return the binary payload by reference: MB/s there counts bytes
   // framed, not bytes touched.

@@ -3,7 +3,8 @@
  * recur across sections.
  */
 import { CloseCode } from '../../src/constants.ts';
-import { bytesOf, type ObservedMessage, type ObservedPong, type ObservedTimeout } from '../client.ts';
+import { Opcode } from '../../src/constants.ts';
+import { bytesOf, type FrameOptions, type ObservedMessage, type ObservedPong, type ObservedTimeout, type WriteOptions } from '../client.ts';
 import { Behavior, CloseBehavior, type ConformanceCase, type ExpectedClose, type Verdict } from '../harness.ts';
 
 export const message = (data: Uint8Array | string, binary = false): ObservedMessage => ({
@@ -55,6 +56,61 @@ export function wrongCodeIsFatal(verdict: Verdict): void {
     verdict.behavior = Behavior.Failed;
     verdict.result = verdict.resultClose;
   }
+}
+
+/** The small text message sections 3 and 4 send before a bad frame. */
+export const HELLO = 'Hello, world!';
+
+/** A frame the server must refuse: its opcode, payload and RSV bits. */
+export interface BadFrame {
+  readonly opcode: number;
+  readonly payload: Uint8Array | string;
+  readonly rsv?: number;
+}
+
+/** Sends one bad frame: the server must fail the connection at once (1002 or a TCP drop). */
+export function failsOnFrame(id: string, description: string, expectation: string, frame: BadFrame): ConformanceCase {
+  return {
+    id,
+    description,
+    expectation,
+    quick: true,
+    onOpen(run) {
+      run.expect('OK', []);
+      run.expectClose(serverFails(CloseCode.ProtocolError));
+      run.client.sendFrame(frame.opcode, frame.payload, { rsv: frame.rsv ?? 0 });
+      run.killAfter(1);
+    },
+  };
+}
+
+/**
+ * Sends a valid text message, a bad frame and a ping: echoing the message before failing the
+ * connection (1002 or a TCP drop) is OK, failing before echoing it is NON-STRICT; no pong.
+ */
+export function failsAfterMessage(
+  id: string,
+  description: string,
+  expectation: string,
+  frame: BadFrame,
+  write: WriteOptions,
+): ConformanceCase {
+  const badFrameOptions: FrameOptions & WriteOptions = { rsv: frame.rsv ?? 0, ...write };
+  return {
+    id,
+    description,
+    expectation,
+    quick: true,
+    onOpen(run) {
+      run.expect('OK', [message(HELLO)]);
+      run.expect('NON-STRICT', []);
+      run.expectClose(serverFails(CloseCode.ProtocolError));
+      run.client.sendFrame(Opcode.Text, HELLO, write);
+      run.client.sendFrame(frame.opcode, frame.payload, badFrameOptions);
+      run.client.sendFrame(Opcode.Ping, '', write);
+      run.killAfter(1);
+    },
+  };
 }
 
 /** Identity function that checks a list of cases against the type. */

@@ -3,48 +3,32 @@
  * fail the connection with 1002 (or a TCP drop), RFC 6455 §5.2. Where a valid message precedes the bad
  * frame, echoing it first is strict (OK), failing before echoing it is NON-STRICT.
  */
-import { CloseCode, Opcode } from '../../src/constants.ts';
 import type { WriteOptions } from '../client.ts';
 import type { ConformanceCase } from '../harness.ts';
-import { cases, message, serverFails } from './common.ts';
+import { cases, failsAfterMessage, failsOnFrame, HELLO } from './common.ts';
 
-const HELLO = 'Hello, world!';
+function kindOf(opcode: number): string {
+  return opcode < 8 ? 'non-control' : 'control';
+}
 
 function alone(id: string, opcode: number, payload: string): ConformanceCase {
-  const kind = opcode < 8 ? 'non-control' : 'control';
-  return {
+  return failsOnFrame(
     id,
-    description: `Send a frame with the reserved ${kind} opcode ${opcode}${payload === '' ? '' : ' and a payload'}.`,
-    expectation: 'The connection is failed at once (1002 or TCP drop).',
-    quick: true,
-    onOpen(run) {
-      run.expect('OK', []);
-      run.expectClose(serverFails(CloseCode.ProtocolError));
-      run.client.sendFrame(opcode, payload);
-      run.killAfter(1);
-    },
-  };
+    `Send a frame with the reserved ${kindOf(opcode)} opcode ${opcode}${payload === '' ? '' : ' and a payload'}.`,
+    'The connection is failed at once (1002 or TCP drop).',
+    { opcode, payload },
+  );
 }
 
 function afterMessage(id: string, opcode: number, payload: string, write: WriteOptions): ConformanceCase {
-  const kind = opcode < 8 ? 'non-control' : 'control';
-  return {
+  return failsAfterMessage(
     id,
-    description:
-      `Send a small text message, then a frame with the reserved ${kind} opcode ${opcode}` +
+    `Send a small text message, then a frame with the reserved ${kindOf(opcode)} opcode ${opcode}` +
       `${payload === '' ? '' : ' and a payload'}, then a ping${write.chop === 1 ? ', every byte in its own write' : ''}.`,
-    expectation: 'The message is echoed, then the connection is failed (1002 or TCP drop); no pong.',
-    quick: true,
-    onOpen(run) {
-      run.expect('OK', [message(HELLO)]);
-      run.expect('NON-STRICT', []);
-      run.expectClose(serverFails(CloseCode.ProtocolError));
-      run.client.sendFrame(Opcode.Text, HELLO, write);
-      run.client.sendFrame(opcode, payload, write);
-      run.client.sendFrame(Opcode.Ping, '', write);
-      run.killAfter(1);
-    },
-  };
+    'The message is echoed, then the connection is failed (1002 or TCP drop); no pong.',
+    { opcode, payload },
+    write,
+  );
 }
 
 export default cases([

@@ -3,44 +3,28 @@
  * frame with one set fails the connection with 1002 (or a TCP drop). Where a valid message precedes
  * it, echoing that message first is strict (OK), failing before echoing it is NON-STRICT.
  */
-import { CloseCode, Opcode } from '../../src/constants.ts';
+import { Opcode } from '../../src/constants.ts';
 import type { WriteOptions } from '../client.ts';
 import type { ConformanceCase } from '../harness.ts';
-import { cases, hex, message, serverFails } from './common.ts';
-
-const HELLO = 'Hello, world!';
+import { cases, failsAfterMessage, failsOnFrame, hex, HELLO } from './common.ts';
 
 function singleFrame(id: string, description: string, opcode: number, rsv: number, payload: Buffer | string): ConformanceCase {
-  return {
+  return failsOnFrame(
     id,
     description,
-    expectation: 'The connection is failed at once (1002 or TCP drop): RSV must be 0 without an extension.',
-    quick: true,
-    onOpen(run) {
-      run.expect('OK', []);
-      run.expectClose(serverFails(CloseCode.ProtocolError));
-      run.client.sendFrame(opcode, payload, { rsv });
-      run.killAfter(1);
-    },
-  };
+    'The connection is failed at once (1002 or TCP drop): RSV must be 0 without an extension.',
+    { opcode, payload, rsv },
+  );
 }
 
 function afterMessage(id: string, rsv: number, how: string, write: WriteOptions): ConformanceCase {
-  return {
+  return failsAfterMessage(
     id,
-    description: `Send a small text message, then the same with RSV = ${rsv}, then a ping${how}.`,
-    expectation: 'The first message is echoed, then the connection is failed (1002 or TCP drop); no pong.',
-    quick: true,
-    onOpen(run) {
-      run.expect('OK', [message(HELLO)]);
-      run.expect('NON-STRICT', []);
-      run.expectClose(serverFails(CloseCode.ProtocolError));
-      run.client.sendFrame(Opcode.Text, HELLO, write);
-      run.client.sendFrame(Opcode.Text, HELLO, { rsv, ...write });
-      run.client.sendFrame(Opcode.Ping, '', write);
-      run.killAfter(1);
-    },
-  };
+    `Send a small text message, then the same with RSV = ${rsv}, then a ping${how}.`,
+    'The first message is echoed, then the connection is failed (1002 or TCP drop); no pong.',
+    { opcode: Opcode.Text, payload: HELLO, rsv },
+    write,
+  );
 }
 
 export default cases([
