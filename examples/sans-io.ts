@@ -3,7 +3,7 @@
  *
  *   node --import tsx examples/sans-io.ts
  */
-import { Protocol, acceptKey, type ProtocolSink } from '../src/index.ts';
+import { Protocol, acceptKey, type ProtocolSink } from '../src/protocol/index.ts';
 
 const written: Buffer[] = [];
 const sink: ProtocolSink = {

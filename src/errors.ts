@@ -52,6 +52,17 @@ export class PolicyViolation extends WebSocketException {
   }
 }
 
+/**
+ * RFC 6455 §7.4.1 1008, for a peer that does not read what is sent to it: raised by a send that found
+ * the connection's output over `maxBufferedAmount`, and the reason the connection is closed with under
+ * the `slowConsumer: 'close'` policy.
+ */
+export class SlowConsumer extends PolicyViolation {
+  constructor(reason = 'slow consumer') {
+    super(reason);
+  }
+}
+
 /** RFC 6455 §7.4.1 1009: a frame or message larger than the endpoint accepts. */
 export class MessageTooBig extends WebSocketException {
   constructor(reason = 'message too big') {
@@ -67,19 +78,34 @@ export class InternalError extends WebSocketException {
 }
 
 /**
- * Raised by receive (and by send) once the connection is closed: the peer's close code and reason,
- * 1005 when its close frame had no code, 1006 when the TCP connection ended without a close frame.
+ * Who ended a connection: `peer` sent the first close frame; `local` means this endpoint did (the
+ * application closed, or the connection was failed on a violation, a slow consumer, a timeout);
+ * `transport` means the byte stream ended with no close frame either way (RFC 6455 §7.1.5: 1006).
+ */
+export type CloseInitiator = 'peer' | 'local' | 'transport';
+
+/**
+ * Raised by receive (and by send) once the connection is closed, with the code and reason of the
+ * first close frame and who sent it (`initiator`): the peer's (1005 when its frame had no code), this
+ * side's (`local`: the code it sent, 1002/1007/1009 after a violation by the peer), or 1006 when the
+ * TCP connection ended without a close frame (`transport`; `cause` holds the socket error, if any).
  * Not validated: 1005 and 1006 are local reports that never go on the wire.
  */
 export class WebSocketDisconnect extends Error {
   readonly code: number;
   readonly reason: string;
+  readonly initiator: CloseInitiator;
 
-  constructor(code: number = CloseCode.NormalClosure, reason = '') {
-    super(reason === '' ? `WebSocket disconnected with code ${code}` : `WebSocket disconnected with code ${code}: ${reason}`);
+  constructor(code: number = CloseCode.NormalClosure, reason = '', initiator: CloseInitiator = 'peer', cause?: unknown) {
+    const by = initiator === 'local' ? 'closed by this side' : initiator === 'peer' ? 'closed by the peer' : 'connection lost';
+    super(
+      reason === '' ? `WebSocket ${by} with code ${code}` : `WebSocket ${by} with code ${code}: ${reason}`,
+      cause === undefined ? undefined : { cause },
+    );
     this.name = 'WebSocketDisconnect';
     this.code = code;
     this.reason = reason;
+    this.initiator = initiator;
   }
 }
 

@@ -137,9 +137,13 @@ function formatHeaders(headers: HttpHeaders): string {
   return lines;
 }
 
+/** How a handshake is accepted: by `ws.accept(options)`, and by `acceptResponse` below it. */
 export interface AcceptOptions {
-  /** The subprotocol selected; it must be one the client offered (RFC 6455 §4.2.2). */
-  readonly protocol?: string | null | undefined;
+  /**
+   * The subprotocol selected; it must be one the client offered (RFC 6455 §4.2.2). `accept()` without
+   * it uses the server's pick from its `subprotocols` option; null selects none.
+   */
+  readonly subprotocol?: string | null | undefined;
   /** Extra response headers (cookies, for example). */
   readonly headers?: HttpHeaders | undefined;
 }
@@ -157,7 +161,7 @@ const RESERVED_RESPONSE_HEADERS = new Set([
  * is sent: offered extensions are declined by leaving them out (§9.1).
  */
 export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}): string {
-  const { protocol, headers = {} } = options;
+  const { subprotocol: protocol, headers = {} } = options;
   let response =
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${acceptKey(request.key)}\r\n`;

@@ -14,43 +14,17 @@ import { createServer, type IncomingMessage, type Server as HttpServer } from 'n
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CloseCode, DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
+import { CloseCode } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
 import { parseUpgradeRequest, refusalBody, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
-import { WebSocket, type ConnectionSettings } from './connection.ts';
-import { prepareMessage } from './protocol/frame-encoder.ts';
+import { resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
+import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
+import { WebSocket } from './websocket.ts';
 import { pathOf } from './request-info.ts';
 import { compileRoute, type RoutePattern } from './routing.ts';
 
 /** A route handler: receives the connection before the handshake is answered. */
 export type Handler = (ws: WebSocket) => unknown;
-
-export interface ServerOptions {
-  /** Largest message accepted (all fragments); larger closes with 1009. Default 16 MiB. */
-  maxMessageSize?: number;
-  /** Largest single frame accepted; larger closes with 1009. Default: maxMessageSize. */
-  maxFrameSize?: number;
-  /** Received bytes waiting for the handler above which reading stops (inbound backpressure). Default 1 MiB. */
-  maxQueuedBytes?: number;
-  /** Time for the handler to accept or refuse (and, standalone, for the request headers). Default 10 s. */
-  handshakeTimeout?: number;
-  /** Time to wait for the peer's close frame and TCP close after ours. Default 5 s. */
-  closeTimeout?: number;
-  /** Close with 1001 after this long without traffic; 0 (default) disables it. */
-  idleTimeout?: number;
-  /** Ping every open connection this often and close with 1011 one that has not answered the previous ping; 0 (default) disables it. */
-  heartbeatInterval?: number;
-  /** Refuse upgrades with 503 beyond this many connections. Default: no limit. */
-  maxConnections?: number;
-  /** Browser origins allowed to connect (RFC 6455 §10.2); others get 403. Requests without Origin pass. Default: all. */
-  allowedOrigins?: readonly string[];
-  /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
-  subprotocols?: readonly string[];
-  /** Runs before the route's handler; throw HandshakeError (any status) or WebSocketException (403) to refuse. */
-  verify?: (ws: WebSocket) => unknown;
-  /** Receives unexpected handler errors (mapped to HTTP 500 or close 1011). Default: console.error. */
-  onError?: (error: unknown, ws: WebSocket) => void;
-}
 
 export interface ListenOptions {
   /** Default 0 (any free port). */
@@ -75,6 +49,16 @@ export interface AttachOptions {
   unmatched?: 'refuse' | 'ignore';
 }
 
+/** What `broadcast()` did: every connection it considered is counted in exactly one field. */
+export interface BroadcastResult {
+  /** Connections the message was written to. */
+  readonly sent: number;
+  /** Connections over `maxBufferedAmount` that were skipped (policy `skip`). */
+  readonly skipped: number;
+  /** Connections over `maxBufferedAmount` closed with 1008 (policy `close`). */
+  readonly closed: number;
+}
+
 interface Route {
   readonly pattern: RoutePattern;
   readonly handler: Handler;
@@ -83,8 +67,13 @@ interface Route {
 type AnyHttpServer = HttpServer | HttpsServer;
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** Socket errors that only mean the peer went away: the connection reports 1006, nothing to log. */
+const ORDINARY_SOCKET_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE']);
+
 function defaultOnError(error: unknown): void {
-  console.error('rfc6455: unhandled error in a WebSocket handler:', error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && ORDINARY_SOCKET_ERRORS.has(code)) return;
+  console.error('rfc6455: unhandled error in a WebSocket connection:', error);
 }
 
 /** Writes an HTTP refusal on a socket that never became a WebSocket, then closes it. */
@@ -109,23 +98,17 @@ export class WebSocketServer {
   private ownServer: HttpServer | null = null;
   private closing: Promise<void> | null = null;
 
+  /** Throws RangeError/TypeError naming the option for any invalid option (see ServerOptions). */
   constructor(options: ServerOptions = {}) {
-    const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.settings = {
-      maxMessageSize,
-      maxFrameSize: options.maxFrameSize ?? maxMessageSize,
-      maxQueuedBytes: options.maxQueuedBytes ?? 1024 * 1024,
-      closeTimeout: options.closeTimeout ?? 5000,
-      idleTimeout: options.idleTimeout ?? 0,
-      handshakeTimeout: options.handshakeTimeout ?? 10_000,
-    };
+    const resolved = resolveOptions(options);
+    this.onError = resolved.onError ?? defaultOnError;
+    this.settings = { ...resolved.settings, onError: this.report, onClosed: this.forget };
     this.handshakeTimeout = this.settings.handshakeTimeout;
-    this.maxConnections = options.maxConnections ?? Infinity;
-    this.allowedOrigins = options.allowedOrigins === undefined ? null : new Set(options.allowedOrigins);
-    this.subprotocols = options.subprotocols ?? [];
-    this.verify = options.verify;
-    this.onError = options.onError ?? defaultOnError;
-    const interval = options.heartbeatInterval ?? 0;
+    this.maxConnections = resolved.maxConnections;
+    this.allowedOrigins = resolved.allowedOrigins;
+    this.subprotocols = resolved.subprotocols;
+    this.verify = resolved.verify;
+    const interval = resolved.heartbeatInterval;
     this.heartbeat = interval > 0 ? setInterval(this.beat, interval) : null;
     this.heartbeat?.unref();
   }
@@ -226,18 +209,24 @@ export class WebSocketServer {
   }
 
   /**
-   * Sends `data` (a string as text, bytes as binary) to every open connection, or to those `filter`
-   * accepts. The frame is encoded once and the same buffers are written to every socket. Returns how
-   * many connections it was sent to.
+   * Sends `data` (a string as text, bytes as binary, or a PreparedMessage) to every open connection,
+   * or to those `filter` accepts. The frame is encoded once and the same buffers are written to every
+   * socket. A connection whose output is over `maxBufferedAmount` (a slow consumer) is skipped or
+   * closed with 1008, per the `slowConsumer` option; the result counts each outcome.
    */
-  broadcast(data: string | Uint8Array, filter?: (ws: WebSocket) => boolean): number {
-    const prepared = prepareMessage(data);
+  broadcast(data: string | Uint8Array | PreparedMessage, filter?: (ws: WebSocket) => boolean): BroadcastResult {
+    const prepared = data instanceof PreparedMessage ? data : prepareMessage(data);
     let sent = 0;
+    let skipped = 0;
+    let closed = 0;
     for (const ws of this.connections) {
       if (filter !== undefined && !filter(ws)) continue;
-      if (ws.sendPrepared(prepared)) sent++;
+      const delivery = ws.deliver(prepared);
+      if (delivery === 'sent') sent++;
+      else if (delivery === 'skipped') skipped++;
+      else if (delivery === 'closed') closed++;
     }
-    return sent;
+    return { sent, skipped, closed };
   }
 
   /**
@@ -325,8 +314,8 @@ export class WebSocketServer {
       upgrade,
       { url: request.url ?? '/', path, params, headers: request.headers, remoteAddress: request.socket.remoteAddress },
       this.settings,
-      this.connections,
     );
+    this.connections.add(ws);
     void this.run(ws, route.handler);
   }
 
@@ -376,24 +365,21 @@ export class WebSocketServer {
     await ws.close(CloseCode.InternalError).catch(() => undefined);
   }
 
-  private report(error: unknown, ws: WebSocket): void {
+  private readonly report = (error: unknown, ws: WebSocket): void => {
     try {
       this.onError(error, ws);
     } catch {
       // A failing error hook must not take the server down.
     }
-  }
+  };
+
+  /** Every connection calls it once, when its socket has closed. */
+  private readonly forget = (ws: WebSocket): void => {
+    this.connections.delete(ws);
+  };
 
   private readonly beat = (): void => {
-    for (const ws of this.connections) {
-      if (ws.state !== 'open' || ws.readPaused) continue;
-      if (ws.awaitingPong) {
-        void ws.close(CloseCode.InternalError, 'heartbeat timeout').catch(() => undefined);
-        continue;
-      }
-      ws.awaitingPong = true;
-      void ws.ping().catch(() => undefined);
-    }
+    for (const ws of this.connections) ws.beat();
   };
 }
 

@@ -7,12 +7,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CloseCode,
-  decodeClose,
-  encodeClose,
   HandshakeError,
   InternalError,
   InvalidPayloadData,
-  isSendableCloseCode,
   MessageTooBig,
   PolicyViolation,
   ProtocolError,
@@ -20,6 +17,7 @@ import {
   WebSocketDisconnect,
   WebSocketException,
 } from '../src/index.ts';
+import { decodeClose, encodeClose, isSendableCloseCode } from '../src/protocol/index.ts';
 import { readFrames } from './helpers/frames.ts';
 
 const NOT_SENDABLE = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1999, 2000, 2999, 5000, 65535, -1000, 1.5, 1000.5, NaN, Infinity];

@@ -14,7 +14,8 @@ import { checkReport, checkReportDir, formatCheck, main as checkMain } from '../
 import { loadExpectedResults, parseExpectedResults } from '../autobahn/expected.ts';
 import { matchesCasePattern, passes, runCase, type CaseResult, type ConformanceCase } from '../autobahn/harness.ts';
 import { findRegressions, runSuite, selectCases, startEchoServer } from '../autobahn/suite.ts';
-import { acceptKey, serve, type WebSocketServer } from '../src/index.ts';
+import { serve, type WebSocketServer } from '../src/index.ts';
+import { acceptKey } from '../src/protocol/index.ts';
 
 const expected = loadExpectedResults();
 

@@ -1,7 +1,7 @@
 /**
  * Backpressure both ways, measured from outside (FIELD-NOTES 1):
  * - inbound: a handler that does not read makes the server stop reading the socket once
- *   maxQueuedBytes are queued, so a flooding client stalls far below what it tried to send, and
+ *   inboundHighWaterMark are queued, so a flooding client stalls far below what it tried to send, and
  *   every message arrives, in order, once the handler reads;
  * - outbound: `send` resolves while the socket keeps up and waits (bufferedAmount > 0) while the
  *   client does not read.
@@ -39,7 +39,7 @@ describe('inbound backpressure', () => {
     const h = new Harness(t);
     const start = deferred();
     const done = deferred<{ count: number; inOrder: boolean }>();
-    const wss = new WebSocketServer({ maxQueuedBytes: MAX_QUEUED }).route('/flood', async (ws) => {
+    const wss = new WebSocketServer({ inboundHighWaterMark: MAX_QUEUED }).route('/flood', async (ws) => {
       await ws.accept();
       await start.promise;
       let count = 0;
@@ -75,7 +75,7 @@ describe('inbound backpressure', () => {
     const serverRead = await settle(() => serverSocket!.bytesRead, 200, 5000);
     const clientSent = client.socket.bytesWritten - client.socket.writableLength;
     t.diagnostic(`server read ${serverRead} bytes, kernel took ${clientSent} of ${total}`);
-    // The server holds at most maxQueuedBytes plus a message or two and a socket read in flight.
+    // The server holds at most inboundHighWaterMark plus a message or two and a socket read in flight.
     assert.ok(serverRead <= MAX_QUEUED + 4 * (MESSAGE_SIZE + 14), `server read ${serverRead} bytes while paused`);
     // What the client could hand over is bounded by the kernel's buffers, far below 64 MiB.
     assert.ok(clientSent < total / 2, `client sent ${clientSent} of ${total} bytes`);
@@ -93,7 +93,7 @@ describe('inbound backpressure', () => {
     const start = deferred();
     const done = deferred<number>();
     const count = 200_000;
-    const wss = new WebSocketServer({ maxQueuedBytes: 64 * 1024 }).route('/empty', async (ws) => {
+    const wss = new WebSocketServer({ inboundHighWaterMark: 64 * 1024 }).route('/empty', async (ws) => {
       await ws.accept();
       await start.promise;
       let received = 0;
@@ -126,7 +126,7 @@ describe('inbound backpressure and timers', () => {
   test('a connection paused because its handler is behind is not closed by the heartbeat or idle timeout', async (t) => {
     const h = new Harness(t);
     const start = deferred();
-    const wss = new WebSocketServer({ maxQueuedBytes: 64 * 1024, heartbeatInterval: 100, idleTimeout: 250 }).route(
+    const wss = new WebSocketServer({ inboundHighWaterMark: 64 * 1024, heartbeatInterval: 100, idleTimeout: 250 }).route(
       '/slow',
       async (ws) => {
         await ws.accept();

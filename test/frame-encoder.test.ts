@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFragmented, encodeFrame, encodeTextFrame, Opcode, type FrameSink } from '../src/index.ts';
+import { encodeFragmented, encodeFrame, encodeTextFrame, Opcode, type FrameSink } from '../src/protocol/index.ts';
 import { COPY_THRESHOLD, frameHeaderSize, writeFrameHeader } from '../src/protocol/frame-encoder.ts';
 import { collectingSink, createRng, readFrames } from './helpers/frames.ts';
 

@@ -4,7 +4,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameParser, MessageTooBig, Opcode, ProtocolError, type FrameHandler, type FrameParserOptions } from '../src/index.ts';
+import { MessageTooBig, ProtocolError } from '../src/index.ts';
+import { FrameParser, Opcode, type FrameHandler, type FrameParserOptions } from '../src/protocol/index.ts';
 import { buildFrame, byteByByte, createRng, randomSplits, serverFrame, splitAt } from './helpers/frames.ts';
 
 interface ParsedFrame {

@@ -12,16 +12,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  InvalidPayloadData,
-  isSendableCloseCode,
-  Message,
-  MessageTooBig,
-  Opcode,
-  Protocol,
-  ProtocolError,
-  type Role,
-} from '../src/index.ts';
+import { InvalidPayloadData, Message, MessageTooBig, ProtocolError } from '../src/index.ts';
+import { isSendableCloseCode, Opcode, Protocol, type Role } from '../src/protocol/index.ts';
 import { buildFrame, collectingSink, createRng, randomSplits, readFrames, type FrameSpec, type Rng } from './helpers/frames.ts';
 
 const MAX_MESSAGE_SIZE = 64 * 1024;

@@ -4,17 +4,17 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { HandshakeError } from '../src/index.ts';
 import {
   acceptKey,
   acceptResponse,
-  HandshakeError,
   parseUpgradeRequest,
   refusalResponse,
   selectSubprotocol,
   type RequestHead,
   type RequestHeaders,
   type UpgradeRequest,
-} from '../src/index.ts';
+} from '../src/protocol/index.ts';
 
 /** RFC 6455 §1.3 / §4.2.2: the sample nonce and its accept value. */
 const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -195,7 +195,7 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
 
   test('with a selected subprotocol and extra headers', () => {
     assert.equal(
-      acceptResponse(upgrade, { protocol: 'chat', headers: { 'Set-Cookie': ['a=1', 'b=2'], 'X-Id': '7' } }),
+      acceptResponse(upgrade, { subprotocol: 'chat', headers: { 'Set-Cookie': ['a=1', 'b=2'], 'X-Id': '7' } }),
       'HTTP/1.1 101 Switching Protocols\r\n' +
         'Upgrade: websocket\r\n' +
         'Connection: Upgrade\r\n' +
@@ -209,12 +209,12 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
   });
 
   test('protocol null or undefined sends no Sec-WebSocket-Protocol', () => {
-    assert.ok(!acceptResponse(upgrade, { protocol: null }).includes('Sec-WebSocket-Protocol'));
-    assert.ok(!acceptResponse(upgrade, { protocol: undefined }).includes('Sec-WebSocket-Protocol'));
+    assert.ok(!acceptResponse(upgrade, { subprotocol: null }).includes('Sec-WebSocket-Protocol'));
+    assert.ok(!acceptResponse(upgrade, { subprotocol: undefined }).includes('Sec-WebSocket-Protocol'));
   });
 
   test('a subprotocol the client did not offer is a TypeError', () => {
-    assert.throws(() => acceptResponse(upgrade, { protocol: 'other' }), TypeError);
+    assert.throws(() => acceptResponse(upgrade, { subprotocol: 'other' }), TypeError);
   });
 
   test('header injection (CR, LF, NUL in a value; a bad name) is a TypeError', () => {

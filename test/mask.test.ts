@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mask, unmask } from '../src/index.ts';
+import { mask, unmask } from '../src/protocol/index.ts';
 import { readMaskKey } from '../src/protocol/mask.ts';
 import { createRng } from './helpers/frames.ts';
 

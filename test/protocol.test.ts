@@ -9,14 +9,10 @@ import {
   InvalidPayloadData,
   Message,
   MessageTooBig,
-  Opcode,
-  Protocol,
   ProtocolError,
   WebSocketDisconnect,
-  type CloseEvent,
-  type ProtocolEvent,
-  type ProtocolOptions,
 } from '../src/index.ts';
+import { Opcode, Protocol, type CloseEvent, type ProtocolEvent, type ProtocolOptions } from '../src/protocol/index.ts';
 import {
   buildFrame,
   byteByByte,
@@ -384,7 +380,7 @@ describe('Protocol — peer close (RFC 6455 §5.5.1, §7.1)', () => {
     assert.equal(protocol.state, 'closing');
     assert.equal(sink.frames.length, 0);
     const event = expectClose(protocol.nextEvent());
-    assert.deepEqual(event, { type: 'close', code: 1000, reason: 'done', error: null });
+    assert.deepEqual(event, { type: 'close', code: 1000, reason: 'done', initiator: 'peer', error: null });
     assert.deepEqual(sink.frames, [Buffer.from([0x88, 0x02, 0x03, 0xe8])]);
     assert.equal(sink.endCalls, 1);
     assert.deepEqual(sink.log, ['frame', 'end'], 'the close frame is written before the transport ends');
@@ -394,7 +390,7 @@ describe('Protocol — peer close (RFC 6455 §5.5.1, §7.1)', () => {
   test('peer close with an empty payload: event 1005, reply is 1000', () => {
     const { protocol, sink } = setup();
     feed(protocol, close());
-    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1005, reason: '', error: null });
+    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1005, reason: '', initiator: 'peer', error: null });
     assert.deepEqual(sink.frames, [Buffer.from([0x88, 0x02, 0x03, 0xe8])]);
   });
 
@@ -447,7 +443,7 @@ describe('Protocol — peer close (RFC 6455 §5.5.1, §7.1)', () => {
   test('a close frame split across reads is decoded', () => {
     const { protocol } = setup();
     for (const chunk of byteByByte(close(closePayload(1001, 'going away')))) protocol.receive(chunk);
-    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1001, reason: 'going away', error: null });
+    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1001, reason: 'going away', initiator: 'peer', error: null });
   });
 
   test('data after a close frame is ignored, in the same read and in later reads', () => {
@@ -457,7 +453,7 @@ describe('Protocol — peer close (RFC 6455 §5.5.1, §7.1)', () => {
     assert.equal(sink.frames.length, 0, 'pings after the close are not answered');
     assert.deepEqual(drainEvents(protocol).map(summarize), [
       { type: 'text', data: Buffer.from('before').toString('hex') },
-      { type: 'close', code: 1000, reason: '', error: null },
+      { type: 'close', code: 1000, reason: '', initiator: 'peer', error: null },
     ]);
   });
 
@@ -541,7 +537,7 @@ describe('Protocol — transport end and state', () => {
     assert.equal(protocol.state, 'closed');
     assert.deepEqual(drainEvents(protocol).map(summarize), [
       { type: 'text', data: '61' },
-      { type: 'close', code: 1006, reason: '', error: null },
+      { type: 'close', code: 1006, reason: '', initiator: 'transport', error: null },
     ]);
     assert.equal(sink.frames.length, 0);
     assert.equal(sink.endCalls, 0);
@@ -561,7 +557,7 @@ describe('Protocol — transport end and state', () => {
     const { protocol, sink } = setup();
     feed(protocol, close(closePayload(1000, 'bye')));
     protocol.receiveEnd();
-    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1000, reason: 'bye', error: null });
+    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1000, reason: 'bye', initiator: 'peer', error: null });
     assert.equal(sink.frames.length, 0, 'no reply once the transport is gone');
   });
 
@@ -575,7 +571,8 @@ describe('Protocol — transport end and state', () => {
     feed(protocol, close(closePayload(1000)));
     assert.equal(protocol.state, 'closed');
     assert.equal(sink.endCalls, 1, 'RFC §7.1.1: the server closes TCP once the handshake is complete');
-    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1000, reason: '', error: null });
+    // The close this side started: its own code and reason, whatever the peer echoed.
+    assert.deepEqual(expectClose(protocol.nextEvent()), { type: 'close', code: 1000, reason: 'bye', initiator: 'local', error: null });
     assert.equal(sink.frames.length, 1, 'no second close frame');
     assert.equal(sink.endCalls, 1);
   });

@@ -306,13 +306,13 @@ describe('send helpers and request info', () => {
       client.send('ready');
       assert.equal(await client.next(), 'ready');
     }
-    assert.equal(server.broadcast('news'), 3);
-    assert.equal(server.broadcast(Uint8Array.of(7, 7)), 3);
+    assert.deepEqual(server.broadcast('news'), { sent: 3, skipped: 0, closed: 0 });
+    assert.deepEqual(server.broadcast(Uint8Array.of(7, 7)), { sent: 3, skipped: 0, closed: 0 });
     for (const client of clients) {
       assert.equal(await client.next(), 'news');
       assert.deepEqual(await client.next(), Buffer.from([7, 7]));
     }
-    assert.equal(server.broadcast('only-b', (ws) => ws.path === '/b'), 1);
+    assert.deepEqual(server.broadcast('only-b', (ws) => ws.path === '/b'), { sent: 1, skipped: 0, closed: 0 });
     assert.equal(await clients[1]!.next(), 'only-b');
     clients[1]!.send('sync');
     assert.equal(await clients[1]!.next(), 'sync');

@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Opcode, Protocol, type ProtocolOptions } from '../src/index.ts';
+import { Opcode, Protocol, type ProtocolOptions } from '../src/protocol/index.ts';
 import {
   buildFrame,
   byteByByte,
@@ -148,14 +148,14 @@ const SCENARIOS: Scenario[] = [
     name: 'a clean stream ending in a close frame (data after it ignored)',
     stream: streamOf([...BODY, closeWith(1000, 'bye'), { opcode: Opcode.Text, payload: 'ignored' }, { opcode: Opcode.Ping, payload: 'x' }]),
     options: {},
-    events: [...BODY_EVENTS, { type: 'close', code: 1000, reason: 'bye', error: null }],
+    events: [...BODY_EVENTS, { type: 'close', code: 1000, reason: 'bye', initiator: 'peer', error: null }],
     closeReply: () => '880203e8',
   },
   {
     name: 'a stream ending in a reserved opcode (1002)',
     stream: streamOf([...BODY, { opcode: 0xb, payload: 'x' }, { opcode: Opcode.Text, payload: 'ignored' }]),
     options: {},
-    events: [...BODY_EVENTS, { type: 'close', code: 1002, reason: 'reserved opcode 0xb', error: 'ProtocolError' }],
+    events: [...BODY_EVENTS, { type: 'close', code: 1002, reason: 'reserved opcode 0xb', initiator: 'local', error: 'ProtocolError' }],
     closeReply: (reason) => closeReplyHex(1002, reason),
   },
   {
@@ -166,7 +166,7 @@ const SCENARIOS: Scenario[] = [
       { opcode: Opcode.Continuation, payload: 'end' },
     ]),
     options: {},
-    events: [...BODY_EVENTS, { type: 'close', code: 1007, reason: 'text message is not valid UTF-8', error: 'InvalidPayloadData' }],
+    events: [...BODY_EVENTS, { type: 'close', code: 1007, reason: 'text message is not valid UTF-8', initiator: 'local', error: 'InvalidPayloadData' }],
     closeReply: (reason) => closeReplyHex(1007, reason),
   },
   {
@@ -177,14 +177,14 @@ const SCENARIOS: Scenario[] = [
       { opcode: Opcode.Continuation, payload: payload65536 },
     ]),
     options: { maxMessageSize: 100_000 },
-    events: [...BODY_EVENTS, { type: 'close', code: 1009, reason: 'message exceeds the 100000-byte limit', error: 'MessageTooBig' }],
+    events: [...BODY_EVENTS, { type: 'close', code: 1009, reason: 'message exceeds the 100000-byte limit', initiator: 'local', error: 'MessageTooBig' }],
     closeReply: (reason) => closeReplyHex(1009, reason),
   },
   {
     name: 'a stream ending in a close frame with an invalid code (1002)',
     stream: streamOf([...BODY, closeWith(1005)]),
     options: {},
-    events: [...BODY_EVENTS, { type: 'close', code: 1002, reason: 'invalid close code 1005', error: 'ProtocolError' }],
+    events: [...BODY_EVENTS, { type: 'close', code: 1002, reason: 'invalid close code 1005', initiator: 'local', error: 'ProtocolError' }],
     closeReply: (reason) => closeReplyHex(1002, reason),
   },
 ];

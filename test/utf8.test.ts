@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isValidUtf8, Utf8Validator } from '../src/index.ts';
+import { isValidUtf8, Utf8Validator } from '../src/protocol/index.ts';
 import { createRng, splitAt, type Rng } from './helpers/frames.ts';
 
 const hex = (bytes: readonly number[]): string => Buffer.from(bytes).toString('hex');

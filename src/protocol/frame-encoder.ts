@@ -166,10 +166,27 @@ export function encodeFragmented(
   }
 }
 
-/** A message encoded once, for sending unchanged on many server connections (broadcast). */
-export interface PreparedMessage {
+/**
+ * A message encoded once, for sending unchanged on many server connections (broadcast, or
+ * `ws.send(prepared)` in a loop of your own): every connection is written the same header and payload
+ * buffers, without a copy per connection. Made by `prepareMessage`.
+ */
+export class PreparedMessage {
+  /** The frame header (RFC 6455 §5.2), unmasked. */
   readonly header: Buffer;
+  /** The payload, or null when the header buffer holds the whole frame. */
   readonly payload: Uint8Array | null;
+
+  /** @internal */
+  constructor(header: Buffer, payload: Uint8Array | null) {
+    this.header = header;
+    this.payload = payload;
+  }
+
+  /** The frame's size on the wire. */
+  get byteLength(): number {
+    return this.header.length + (this.payload?.length ?? 0);
+  }
 }
 
 /** Encodes a server-role (unmasked) message once: a string is a text message, bytes a binary one. */
@@ -177,7 +194,7 @@ export function prepareMessage(data: string | Uint8Array): PreparedMessage {
   let prepared: PreparedMessage | undefined;
   const sink: FrameSink = {
     writeFrame(header, payload) {
-      prepared = { header, payload };
+      prepared = new PreparedMessage(header, payload);
     },
   };
   if (typeof data === 'string') encodeTextFrame(sink, data);

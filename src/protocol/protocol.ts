@@ -13,7 +13,15 @@
  * answered at once (RFC 6455 §5.5.2: "as soon as practical").
  */
 import { CloseCode, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, MAX_CONTROL_PAYLOAD, Opcode } from '../constants.ts';
-import { InternalError, InvalidPayloadData, MessageTooBig, ProtocolError, WebSocketDisconnect, WebSocketException } from '../errors.ts';
+import {
+  InternalError,
+  InvalidPayloadData,
+  MessageTooBig,
+  ProtocolError,
+  WebSocketDisconnect,
+  WebSocketException,
+  type CloseInitiator,
+} from '../errors.ts';
 import { decodeClose, encodeClose } from './close.ts';
 import {
   encodeFragmented,
@@ -35,7 +43,14 @@ export interface ProtocolSink extends FrameSink {
    * transport should be closed (RFC 6455 §7.1.1: the server closes TCP first; a client waits for it).
    */
   endTransport(): void;
-  /** A ping arrived (its pong is already written); `payload` is a copy. */
+  /**
+   * Whether a pong can be written now. When it returns false (the transport's output is backed up),
+   * the protocol keeps only the most recent ping's payload until `flushPong()` (RFC 6455 §5.5.3 lets
+   * an endpoint answer only the most recent ping), so a flood of pings costs one pending pong.
+   * Without this method every ping is answered at once.
+   */
+  canWritePong?(): boolean;
+  /** A ping arrived; `payload` is a copy. */
   pingReceived?(payload: Buffer): void;
   /** A pong arrived; `payload` is a copy. */
   pongReceived?(payload: Buffer): void;
@@ -51,15 +66,16 @@ export interface ProtocolOptions {
 }
 
 /**
- * The last event of a connection. `error` is set when this endpoint failed the connection (a protocol
- * violation, or an unexpected internal error mapped to 1011); `code` and `reason` are then what was
- * sent. Otherwise they are the peer's: 1005 when its close frame had no code, 1006 when the transport
- * ended without a close frame.
+ * The last event of a connection. `code` and `reason` are those of the first close frame: the peer's
+ * when `initiator` is `peer` (1005 when its frame had no code), this endpoint's when it is `local`,
+ * 1006 when it is `transport`. `error` is set when this endpoint failed the connection (a protocol
+ * violation, or an unexpected internal error mapped to 1011).
  */
 export interface CloseEvent {
   readonly type: 'close';
   readonly code: number;
   readonly reason: string;
+  readonly initiator: CloseInitiator;
   readonly error: Error | null;
 }
 
@@ -124,9 +140,13 @@ export class Protocol implements FrameHandler {
   private closeReceived = false;
   private transportEnded = false;
   private sentCode: number = CloseCode.NoStatusReceived;
-  private terminal: CloseEvent | null = null;
-  private terminalAcknowledged = false;
+  private sentReason = '';
+  /** The connection's close event once known; `closeAnswered` once it has been answered (or needs no answer). */
+  private closing: CloseEvent | null = null;
+  private closeAnswered = false;
   private sendingFragmented = false;
+  /** The most recent ping not answered yet because the transport's output was backed up (§5.5.3). */
+  private pendingPong: Buffer | null = null;
 
   constructor(sink: ProtocolSink, options: ProtocolOptions = {}) {
     this.sink = sink;
@@ -142,8 +162,8 @@ export class Protocol implements FrameHandler {
 
   /** `open`, `closing` once a close frame was sent or received, `closed` when the connection is over. */
   get state(): ProtocolState {
-    if (this.transportEnded || (this.closeSent && (this.closeReceived || this.terminal !== null))) return 'closed';
-    if (this.closeSent || this.terminal !== null) return 'closing';
+    if (this.transportEnded || (this.closeSent && (this.closeReceived || this.closing !== null))) return 'closed';
+    if (this.closeSent || this.closing !== null) return 'closing';
     return 'open';
   }
 
@@ -154,7 +174,7 @@ export class Protocol implements FrameHandler {
 
   /** Whether `nextEvent()` has something to return now. */
   get hasEvent(): boolean {
-    return this.eventsHead < this.events.length || this.terminal !== null;
+    return this.eventsHead < this.events.length || this.closing !== null;
   }
 
   /** How many received messages are waiting to be pulled. */
@@ -169,12 +189,12 @@ export class Protocol implements FrameHandler {
 
   /** The `close` event once known (pulled or not), else null. */
   get closeEvent(): CloseEvent | null {
-    return this.terminal;
+    return this.closing;
   }
 
   /** Whether the `close` event is known but not yet pulled (and so not yet answered). */
   get closePending(): boolean {
-    return this.terminal !== null && !this.terminalAcknowledged;
+    return this.closing !== null && !this.closeAnswered;
   }
 
   // ---------------------------------------------------------------- input
@@ -184,7 +204,7 @@ export class Protocol implements FrameHandler {
    * unmasked in place). Violations never throw: they become the final `close` event.
    */
   receive(chunk: Buffer): void {
-    if (this.terminal !== null || this.transportEnded) return;
+    if (this.closing !== null || this.transportEnded) return;
     try {
       this.parser.push(chunk);
     } catch (error) {
@@ -192,11 +212,29 @@ export class Protocol implements FrameHandler {
     }
   }
 
-  /** The transport reached end of stream (or broke). Without a prior close frame that is 1006. */
+  /**
+   * Writes the pong of the most recent ping not answered yet, if any (the transport's output, backed
+   * up when that ping came, has drained).
+   */
+  flushPong(): void {
+    const pong = this.pendingPong;
+    if (pong === null) return;
+    this.pendingPong = null;
+    // RFC 6455 §5.5.1: nothing is sent after our close frame.
+    if (!this.closeSent) encodeFrame(this.sink, Opcode.Pong, pong, true, this.masked);
+  }
+
+  /**
+   * The transport reached end of stream (or broke). Without a close frame that is 1006 (RFC 6455
+   * §7.1.5); after ours alone, the close is still the one this endpoint started.
+   */
   receiveEnd(): void {
     this.transportEnded = true;
+    this.pendingPong = null;
     this.parser.stop();
-    this.terminal ??= { type: 'close', code: CloseCode.AbnormalClosure, reason: '', error: null };
+    this.closing ??= this.closeSent
+      ? { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null }
+      : { type: 'close', code: CloseCode.AbnormalClosure, reason: '', initiator: 'transport', error: null };
   }
 
   /**
@@ -215,12 +253,12 @@ export class Protocol implements FrameHandler {
       this.queued -= message.byteLength + QUEUED_MESSAGE_OVERHEAD;
       return message;
     }
-    const terminal = this.terminal;
-    if (terminal !== null && !this.terminalAcknowledged) {
-      this.terminalAcknowledged = true;
-      this.acknowledge(terminal);
+    const closing = this.closing;
+    if (closing !== null && !this.closeAnswered) {
+      this.closeAnswered = true;
+      this.answer(closing);
     }
-    return terminal ?? undefined;
+    return closing ?? undefined;
   }
 
   /**
@@ -229,23 +267,23 @@ export class Protocol implements FrameHandler {
    * practical"), at the cost of sending nothing more after them.
    */
   answerClose(): void {
-    const terminal = this.terminal;
-    if (terminal === null || this.terminalAcknowledged) return;
-    this.terminalAcknowledged = true;
-    this.acknowledge(terminal);
+    const closing = this.closing;
+    if (closing === null || this.closeAnswered) return;
+    this.closeAnswered = true;
+    this.answer(closing);
   }
 
-  private acknowledge(terminal: CloseEvent): void {
+  private answer(closing: CloseEvent): void {
     if (this.transportEnded || this.closeSent) {
       if (this.closeSent && !this.transportEnded) this.sink.endTransport();
       return;
     }
-    if (terminal.error !== null) {
+    if (closing.initiator === 'local') {
       // RFC 6455 §7.1.7: fail the connection: send a close frame with the error's code, then close.
-      this.writeClose(terminal.code, terminal.reason);
+      this.writeClose(closing.code, closing.reason);
     } else {
       // RFC 6455 §5.5.1: reply to a close with a close, echoing the status code (1000 when none came).
-      this.writeClose(terminal.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : terminal.code, '');
+      this.writeClose(closing.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : closing.code, '');
     }
     this.sink.endTransport();
   }
@@ -254,10 +292,11 @@ export class Protocol implements FrameHandler {
     this.parser.stop();
     this.resetMessage();
     const exception = error instanceof WebSocketException ? error : new InternalError();
-    this.terminal = {
+    this.closing = {
       type: 'close',
       code: exception.code,
       reason: exception.reason,
+      initiator: 'local',
       error: error instanceof Error ? error : exception,
     };
   }
@@ -415,12 +454,17 @@ export class Protocol implements FrameHandler {
 
   private handleControl(payload: Buffer): void {
     switch (this.frameOpcode) {
-      case Opcode.Ping:
-        // RFC 6455 §5.5.2/§5.5.3: answer a ping with a pong carrying the same payload; nothing is sent
-        // after our close frame (§5.5.1).
-        if (!this.closeSent) encodeFrame(this.sink, Opcode.Pong, payload, true, this.masked);
-        this.sink.pingReceived?.(Buffer.from(payload));
+      case Opcode.Ping: {
+        // RFC 6455 §5.5.2: answer a ping with a pong carrying the same payload; while the output is
+        // backed up, only the most recent ping is answered, once it drains (§5.5.3).
+        const copy = Buffer.from(payload);
+        if (!this.closeSent) {
+          this.pendingPong = copy;
+          if (this.sink.canWritePong?.() ?? true) this.flushPong();
+        }
+        this.sink.pingReceived?.(copy);
         return;
+      }
       case Opcode.Pong:
         // RFC 6455 §5.5.3: an unsolicited pong is allowed and needs no answer.
         this.sink.pongReceived?.(Buffer.from(payload));
@@ -431,11 +475,14 @@ export class Protocol implements FrameHandler {
         this.parser.stop();
         this.resetMessage();
         this.closeReceived = true;
-        this.terminal = { type: 'close', code, reason, error: null };
         if (this.closeSent) {
-          // RFC 6455 §7.1.1/§7.1.2: this answers our close: the closing handshake is complete.
-          this.terminalAcknowledged = true;
+          // RFC 6455 §7.1.1/§7.1.2: this answers our close: the closing handshake is complete, and
+          // the close is the one this endpoint started.
+          this.closing = { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null };
+          this.closeAnswered = true;
           this.sink.endTransport();
+        } else {
+          this.closing = { type: 'close', code, reason, initiator: 'peer', error: null };
         }
       }
     }
@@ -521,20 +568,22 @@ export class Protocol implements FrameHandler {
   close(code?: number, reason = ''): void {
     if (this.closeSent || this.transportEnded) return;
     const frame = encodeClose(code, reason, this.masked);
-    const terminal = this.terminal;
-    if (terminal !== null && terminal.error !== null) {
+    const closing = this.closing;
+    if (closing !== null && closing.initiator === 'local') {
       // RFC 6455 §7.1.7: the connection is already failed; the violation's code is what is sent.
       this.discardMessages();
-      this.terminalAcknowledged = true;
-      this.acknowledge(terminal);
+      this.closeAnswered = true;
+      this.answer(closing);
       return;
     }
+    this.flushPong();
     this.closeSent = true;
     this.sentCode = code ?? CloseCode.NoStatusReceived;
+    this.sentReason = reason;
     this.sink.writeFrame(frame, null);
-    if (this.terminal !== null) {
+    if (this.closing !== null) {
       // Our close answers the peer's (or ends a failed connection): pending messages are discarded.
-      this.terminalAcknowledged = true;
+      this.closeAnswered = true;
       this.discardMessages();
       this.sink.endTransport();
     }
@@ -547,8 +596,11 @@ export class Protocol implements FrameHandler {
   }
 
   private writeClose(code: number, reason: string): void {
+    // A ping that came before is answered before the close frame (§5.5.1: nothing after it).
+    this.flushPong();
     this.closeSent = true;
     this.sentCode = code;
+    this.sentReason = reason;
     this.sink.writeFrame(encodeClose(code, reason, this.masked), null);
   }
 
@@ -569,8 +621,9 @@ export class Protocol implements FrameHandler {
   /** RFC 6455 §5.5.1: no data frame may follow our close frame. */
   private checkOpen(): void {
     if (this.closeSent || this.transportEnded) {
-      const terminal = this.terminal;
-      throw new WebSocketDisconnect(terminal?.code ?? this.sentCode, terminal?.reason ?? '');
+      const closing = this.closing;
+      if (closing !== null) throw new WebSocketDisconnect(closing.code, closing.reason, closing.initiator);
+      throw new WebSocketDisconnect(this.sentCode, this.sentReason, 'local');
     }
   }
 }

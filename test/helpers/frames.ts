@@ -245,12 +245,12 @@ export function collectingSink(): CollectingSink {
 
 export type EventSummary =
   | { type: 'text' | 'binary'; data: string }
-  | { type: 'close'; code: number; reason: string; error: string | null };
+  | { type: 'close'; code: number; reason: string; initiator: string; error: string | null };
 
 /** A plain, comparable description of an event (payload as hex, error as its class name). */
 export function summarize(event: ProtocolEvent): EventSummary {
   if (event.type === 'close') {
-    return { type: 'close', code: event.code, reason: event.reason, error: event.error?.name ?? null };
+    return { type: 'close', code: event.code, reason: event.reason, initiator: event.initiator, error: event.error?.name ?? null };
   }
   const message = event as Message;
   return { type: message.type, data: message.data.toString('hex') };

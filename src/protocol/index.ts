@@ -1,0 +1,39 @@
+/**
+ * rfc6455/protocol: the sans-I/O building blocks under the server, for clients, proxies, other
+ * transports and tests. No sockets and no timers: bytes in, events and bytes out.
+ */
+export { CloseCode, Opcode, WEBSOCKET_GUID, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_FRAME_SIZE } from '../constants.ts';
+export { mask, unmask } from './mask.ts';
+export { isValidUtf8, Utf8Validator } from './utf8.ts';
+export { encodeClose, decodeClose, type CloseInfo } from './close.ts';
+export { isSendableCloseCode } from './close-rules.ts';
+export { FrameParser, type FrameHandler, type FrameParserOptions, type Role } from './frame-parser.ts';
+export {
+  encodeFrame,
+  encodeTextFrame,
+  encodeFragmented,
+  prepareMessage,
+  PreparedMessage,
+  type FrameSink,
+} from './frame-encoder.ts';
+export { Message } from './message.ts';
+export {
+  Protocol,
+  type ProtocolOptions,
+  type ProtocolSink,
+  type ProtocolEvent,
+  type ProtocolState,
+  type CloseEvent,
+} from './protocol.ts';
+export {
+  parseUpgradeRequest,
+  acceptKey,
+  selectSubprotocol,
+  acceptResponse,
+  refusalResponse,
+  type AcceptOptions,
+  type RequestHead,
+  type RequestHeaders,
+  type UpgradeRequest,
+} from '../handshake.ts';
+export type { CloseInitiator } from '../errors.ts';

@@ -1,0 +1,609 @@
+/**
+ * The socket side of one connection (internal; users see `WebSocket`). It owns the Node socket and its
+ * listeners, feeds what it reads to the sans-I/O `Protocol` and writes what the protocol produces (it
+ * is the protocol's sink), and it is the one place where the backpressure rules and the timers live:
+ *
+ * - inbound: received messages queued for the handler above `inboundHighWaterMark` stop reading the
+ *   socket; reading resumes once the handler has taken them down to `inboundLowWaterMark`.
+ * - outbound: unsent output above `outboundHighWaterMark` stops reading too, so a peer that does not
+ *   read gets nothing more parsed (its pings are not answered, its messages not echoed) until Node's
+ *   write buffer has drained. A ping that finds the output backed up is answered on the drain, with
+ *   only the most recent ping's pong (RFC 6455 §5.5.3), and stops reading until then: a ping flood
+ *   costs one pong and Node's own write buffer per connection.
+ * - hard limit: a message sent while the output is above `maxBufferedAmount` meets the slow-consumer
+ *   policy (skip it, or close with 1008), except one awaited `send()`, held until the drain.
+ * - timers: handshake, the grace before answering a close the handler is not reading, the closing
+ *   handshake, idle (the socket's timeout) and the server's heartbeat.
+ */
+import type { Duplex } from 'node:stream';
+import { CloseCode } from './constants.ts';
+import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
+import { refusalResponse } from './handshake.ts';
+import type { ConnectionSettings } from './options.ts';
+import { PreparedMessage } from './protocol/frame-encoder.ts';
+import { Message } from './protocol/message.ts';
+import { Protocol, type ProtocolEvent, type ProtocolSink } from './protocol/protocol.ts';
+
+/** What the driver tells the connection it drives (the public WebSocket's internal methods). */
+export interface DriverOwner {
+  /** Received events may be ready to pull (after a read, the end of input or the socket's close). */
+  dispatchEvents(): void;
+  /** A ping arrived (its pong is written when the read has been parsed). */
+  emitPing(payload: Buffer): void;
+  emitPong(payload: Buffer): void;
+  /** The socket has closed; `error` is the socket error that closed it, if any. */
+  closeTransport(error: Error | null): void;
+}
+
+/** `connecting` until accepted or refused; `open`; `closing` after a close frame either way; `closed`. */
+export type ConnectionState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/** What a broadcast did with one connection. */
+export type Delivery = 'sent' | 'skipped' | 'closed' | 'not-open';
+
+/** How long a peer's close may wait for a handler that is not receiving before it is answered anyway. */
+const CLOSE_REPLY_GRACE = 1000;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const EMPTY = Buffer.alloc(0);
+
+// One bit field instead of eight booleans: idle connections are many, and each field costs 8 bytes.
+const REFUSED = 1 << 0;
+const SOCKET_CLOSED = 1 << 1;
+/** The peer's FIN arrived before accept(): replayed once accept() starts reading. */
+const PEER_ENDED = 1 << 2;
+const CORKED = 1 << 3;
+/** Reading stopped: the handler is behind (inbound backpressure). */
+const INBOUND_PAUSED = 1 << 4;
+/** Reading stopped: the peer is not taking our output (outbound backpressure). */
+const OUTPUT_PAUSED = 1 << 5;
+/** The heartbeat's ping is out and no pong has come back. */
+const AWAITING_PONG = 1 << 6;
+const DRAIN_LISTENING = 1 << 7;
+
+/**
+ * The driver a socket belongs to. Socket listeners and timers are module-level functions that find
+ * their driver through it, so an idle connection carries no closures (each would cost ~100 bytes).
+ */
+const kDriver = Symbol('rfc6455.driver');
+
+type DriverSocket = Duplex & { [kDriver]?: SocketDriver; bytesWritten?: number };
+
+type SendData = string | Uint8Array | Message | PreparedMessage;
+
+/** The one send() allowed to wait for room while the output is over the hard limit. */
+interface HeldSend {
+  readonly data: SendData;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function ignore(): void {}
+
+/**
+ * A rejected promise that is already marked handled: a fire-and-forget `send()` whose message is
+ * refused must not become an unhandled rejection (which ends the process), while an awaiting caller
+ * still sees the error.
+ */
+function rejection(error: unknown): Promise<never> {
+  const promise = Promise.reject(error);
+  promise.catch(ignore);
+  return promise;
+}
+
+export class SocketDriver implements ProtocolSink {
+  /** Set by start(): the sans-I/O protocol this driver feeds. */
+  protocol: Protocol | null = null;
+  private readonly socket: DriverSocket;
+  private readonly owner: DriverOwner;
+  private readonly settings: ConnectionSettings;
+  private flags = 0;
+  /** Bytes read with the upgrade request, parsed once accept() starts reading. */
+  private head: Buffer | null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private replyTimer: NodeJS.Timeout | null = null;
+  private drainWaiters: (() => void)[] | null = null;
+  private held: HeldSend | null = null;
+  /** Output bytes the OS had taken at the last heartbeat: unchanged with output waiting = a stalled peer. */
+  private flushedAtBeat = 0;
+  private socketError: Error | null = null;
+
+  constructor(socket: Duplex, head: Buffer, settings: ConnectionSettings, owner: DriverOwner) {
+    this.socket = socket;
+    this.owner = owner;
+    this.settings = settings;
+    this.head = head.length > 0 ? head : null;
+    this.socket[kDriver] = this;
+    socket.on('close', onSocketClose);
+    // A reset or a write after the peer went away ends the connection (1006) and is reported to
+    // onError; without a listener Node would throw it and crash the process.
+    socket.on('error', onSocketError);
+    // Listened to from the start: Node can emit 'end' before accept() (a client that left while the
+    // handler was deciding), and a FIN missed here would leave the connection half-open forever.
+    socket.on('end', onSocketEnd);
+    this.handshakeTimer = setTimeout(handshakeExpired, settings.handshakeTimeout, this);
+  }
+
+  get state(): ConnectionState {
+    if ((this.flags & SOCKET_CLOSED) !== 0) return 'closed';
+    const protocol = this.protocol;
+    if (protocol === null) return (this.flags & REFUSED) !== 0 ? 'closed' : 'connecting';
+    const state = protocol.state;
+    return state === 'open' ? 'open' : state === 'closing' ? 'closing' : 'closed';
+  }
+
+  /** Whether the handshake can still be answered. */
+  get answerable(): boolean {
+    return this.protocol === null && (this.flags & (REFUSED | SOCKET_CLOSED)) === 0;
+  }
+
+  get socketClosed(): boolean {
+    return (this.flags & SOCKET_CLOSED) !== 0;
+  }
+
+  /** Bytes written to the socket and not yet taken by the operating system. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  /** Writes the 101 response, starts the protocol and reading (RFC 6455 §4.2.2). */
+  start(response: string): void {
+    this.clearHandshakeTimer();
+    const settings = this.settings;
+    this.protocol = new Protocol(this, {
+      role: 'server',
+      maxMessageSize: settings.maxMessageSize,
+      maxFrameSize: settings.maxFrameSize,
+    });
+    const socket = this.socket;
+    socket.write(response);
+    if (settings.idleTimeout > 0 && 'setTimeout' in socket) {
+      (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(settings.idleTimeout);
+      socket.on('timeout', onSocketTimeout);
+    }
+    socket.on('data', onSocketData);
+    const head = this.head;
+    this.head = null;
+    if (head !== null) this.handleData(head);
+    if ((this.flags & PEER_ENDED) !== 0) this.handleEnd();
+  }
+
+  /** Refuses the handshake with an HTTP error response and closes the socket. */
+  refuse(error: HandshakeError): void {
+    if (!this.answerable) return;
+    this.flags |= REFUSED;
+    this.clearHandshakeTimer();
+    this.socket.end(refusalResponse(error));
+    this.armCloseTimer();
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /** The next received event, resuming a socket paused for inbound backpressure once it is low enough. */
+  pull(): ProtocolEvent | undefined {
+    const protocol = this.protocol!;
+    const event = protocol.nextEvent();
+    if (
+      event !== undefined &&
+      event.type !== 'close' &&
+      (this.flags & INBOUND_PAUSED) !== 0 &&
+      protocol.queuedBytes <= this.settings.inboundLowWaterMark
+    ) {
+      this.flags &= ~INBOUND_PAUSED;
+      this.updateReading();
+    }
+    return event;
+  }
+
+  /** Writes what is corked now: the handler has answered everything so far and waits for more. */
+  flush(): void {
+    if ((this.flags & CORKED) === 0) return;
+    this.flags &= ~CORKED;
+    this.socket.uncork();
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends a data message: resolves at once while the socket is under its high-water mark, else when it
+   * drains. Over `maxBufferedAmount`, one send waits for the drain before it is written (an awaited
+   * `send()`); any other meets the slow-consumer policy.
+   */
+  send(data: SendData): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) return rejection(this.notOpenError());
+    if (this.held !== null || this.overLimit()) {
+      if (this.held === null && protocol.state === 'open') {
+        return new Promise<void>((resolve, reject) => {
+          this.held = { data, resolve, reject };
+          this.listenForDrain();
+        });
+      }
+      return this.refuseSlowConsumer();
+    }
+    try {
+      writeMessage(protocol, data);
+    } catch (error) {
+      return rejection(error);
+    }
+    return this.afterWrite();
+  }
+
+  /** A message encoded once for many connections (broadcast): written, or refused by the policy. */
+  deliver(prepared: PreparedMessage): Delivery {
+    const protocol = this.protocol;
+    if (protocol === null || protocol.state !== 'open') return 'not-open';
+    if (this.held !== null || this.overLimit()) {
+      if (this.settings.slowConsumer === 'close') {
+        this.closeSlowConsumer();
+        return 'closed';
+      }
+      return 'skipped';
+    }
+    try {
+      protocol.sendPrepared(prepared);
+    } catch {
+      return 'not-open';
+    }
+    return 'sent';
+  }
+
+  /** An application ping (RFC 6455 §5.5.2): bounded by the hard limit like a message. */
+  ping(payload: Uint8Array | undefined): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) return rejection(this.notOpenError());
+    if (this.held !== null || this.overLimit()) return this.refuseSlowConsumer();
+    try {
+      protocol.ping(payload);
+    } catch (error) {
+      return rejection(error);
+    }
+    return this.afterWrite();
+  }
+
+  /** Starts the closing handshake (throws RangeError/TypeError for a code or reason that may not be sent). */
+  close(code: number, reason: string): void {
+    if ((this.flags & SOCKET_CLOSED) !== 0) return;
+    this.protocol!.close(code, reason);
+    this.flush();
+    this.armCloseTimer();
+  }
+
+  /** Drops the TCP connection at once, without a closing handshake. */
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  /**
+   * One heartbeat (the server calls it every interval): pings an open connection, or closes it with
+   * 1011 when the previous ping is still unanswered. A connection whose reading is paused because its
+   * handler is behind cannot read a pong and is left alone, unless its output is stalled too (the
+   * operating system took none of it since the last beat: the peer is not reading at all).
+   */
+  beat(): void {
+    const protocol = this.protocol;
+    if (protocol === null || protocol.state !== 'open') return;
+    const socket = this.socket;
+    const waiting = socket.writableLength;
+    const flushed = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - waiting : -1;
+    const stalled = waiting > 0 && flushed === this.flushedAtBeat;
+    this.flushedAtBeat = flushed;
+    if ((this.flags & INBOUND_PAUSED) !== 0 && !stalled) return;
+    if ((this.flags & AWAITING_PONG) !== 0) {
+      this.close(CloseCode.InternalError, 'heartbeat timeout');
+      return;
+    }
+    this.flags |= AWAITING_PONG;
+    protocol.ping(EMPTY);
+  }
+
+  // ---------------------------------------------------------------- ProtocolSink (called by the protocol)
+
+  writeFrame(header: Buffer, payload: Uint8Array | null): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (payload === null) {
+      socket.write(header);
+    } else if ((this.flags & CORKED) !== 0) {
+      socket.write(header);
+      socket.write(payload);
+    } else {
+      socket.cork();
+      socket.write(header);
+      socket.write(payload);
+      socket.uncork();
+    }
+    this.checkOutput();
+  }
+
+  /** A forwarded message received in several pieces: written as one writev, never joined. */
+  writeFrameSegments(header: Buffer, segments: readonly Uint8Array[]): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    const corked = (this.flags & CORKED) !== 0;
+    if (!corked) socket.cork();
+    socket.write(header);
+    for (const segment of segments) socket.write(segment);
+    if (!corked) socket.uncork();
+    this.checkOutput();
+  }
+
+  /** RFC 6455 §7.1.1: the server closes the TCP connection first once the close handshake is done. */
+  endTransport(): void {
+    this.flush();
+    if (!this.socket.destroyed) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  /**
+   * A ping that finds the output backed up (Node's buffer at its high-water mark, so a
+   * 'drain' will come) is not answered now: the protocol keeps the most recent one, and reading stops
+   * until the drain, when that one pong is written (RFC 6455 §5.5.3).
+   */
+  canWritePong(): boolean {
+    if (!this.socket.writableNeedDrain) return true;
+    this.pauseForOutput();
+    return false;
+  }
+
+  pingReceived(payload: Buffer): void {
+    this.owner.emitPing(payload);
+  }
+
+  pongReceived(payload: Buffer): void {
+    this.flags &= ~AWAITING_PONG;
+    this.owner.emitPong(payload);
+  }
+
+  // ---------------------------------------------------------------- socket events
+
+  handleData(chunk: Buffer): void {
+    const protocol = this.protocol!;
+    protocol.receive(chunk);
+    // A read that brought several messages: coalesce the replies (written from microtasks) into one
+    // writev, flushed when the handler next waits in receive() or at the end of this event-loop turn.
+    // A single message is answered with a direct write: no added latency.
+    if ((this.flags & CORKED) === 0 && protocol.queuedMessages > 1) {
+      this.flags |= CORKED;
+      this.socket.cork();
+      setImmediate(uncorkAfterTurn, this);
+    }
+    this.dispatch();
+  }
+
+  handleEnd(): void {
+    const protocol = this.protocol;
+    if (protocol === null) {
+      this.flags |= PEER_ENDED;
+      return;
+    }
+    protocol.receiveEnd();
+    this.dispatch();
+    // The peer will send nothing more; finish our side too.
+    if (!this.socket.destroyed) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  handleError(error: Error): void {
+    this.socketError ??= error;
+    this.socket.destroy();
+  }
+
+  handleIdle(): void {
+    // Paused because the handler is behind, with nothing waiting to go out: the peer is waiting on us.
+    if ((this.flags & INBOUND_PAUSED) !== 0 && this.socket.writableLength === 0) return;
+    if (this.state === 'open') this.close(CloseCode.GoingAway, 'idle timeout');
+    else this.socket.destroy();
+  }
+
+  handleDrain(): void {
+    this.flags &= ~DRAIN_LISTENING;
+    this.protocol?.flushPong();
+    if ((this.flags & OUTPUT_PAUSED) !== 0) {
+      this.flags &= ~OUTPUT_PAUSED;
+      this.updateReading();
+    }
+    const held = this.held;
+    if (held !== null) {
+      this.held = null;
+      try {
+        writeMessage(this.protocol!, held.data);
+        this.afterWrite().then(held.resolve, held.reject);
+      } catch (error) {
+        held.reject(error);
+      }
+    }
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
+  }
+
+  handleClose(): void {
+    this.flags |= SOCKET_CLOSED;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.clearReplyTimer();
+    this.clearHandshakeTimer();
+    const protocol = this.protocol;
+    if (protocol !== null) {
+      protocol.receiveEnd();
+      // Messages already received stay readable; waiters are woken with them, then the close.
+      this.owner.dispatchEvents();
+    }
+    const held = this.held;
+    this.held = null;
+    held?.reject(this.notOpenError());
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
+    this.owner.closeTransport(this.socketError);
+  }
+
+  handleReplyGrace(): void {
+    this.replyTimer = null;
+    // Messages already received stay readable for a handler that gets to them later.
+    this.protocol!.answerClose();
+    this.flush();
+  }
+
+  handshakeExpired(): void {
+    this.handshakeTimer = null;
+    if (this.answerable) this.refuse(new HandshakeError(408, 'handshake timed out'));
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Hands queued events to the connection, then applies the inbound rules. */
+  private dispatch(): void {
+    this.owner.dispatchEvents();
+    const protocol = this.protocol!;
+    if (protocol.closePending) {
+      // The close is answered when the handler receives it, after the messages before it (so their
+      // replies can still be sent), or after a short grace if the handler is not receiving.
+      this.replyTimer ??= setTimeout(replyGraceExpired, CLOSE_REPLY_GRACE, this);
+    }
+    if ((this.flags & INBOUND_PAUSED) === 0 && protocol.queuedBytes > this.settings.inboundHighWaterMark) {
+      this.flags |= INBOUND_PAUSED;
+      this.updateReading();
+    }
+  }
+
+  /** Reads while neither side is behind. Called only once reading has started (after accept). */
+  private updateReading(): void {
+    if ((this.flags & SOCKET_CLOSED) !== 0) return;
+    if ((this.flags & (INBOUND_PAUSED | OUTPUT_PAUSED)) !== 0) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** After every write: stop reading while the output is over the outbound high-water mark. */
+  private checkOutput(): void {
+    const socket = this.socket;
+    // writableNeedDrain guarantees a 'drain' will come to resume reading.
+    if (
+      (this.flags & OUTPUT_PAUSED) === 0 &&
+      socket.writableLength > this.settings.outboundHighWaterMark &&
+      socket.writableNeedDrain
+    ) {
+      this.pauseForOutput();
+    }
+  }
+
+  /** Stops reading until the output drains ('drain' is certain: the caller saw writableNeedDrain). */
+  private pauseForOutput(): void {
+    if ((this.flags & OUTPUT_PAUSED) !== 0) return;
+    this.flags |= OUTPUT_PAUSED;
+    this.updateReading();
+    this.listenForDrain();
+  }
+
+  private overLimit(): boolean {
+    const socket = this.socket;
+    return socket.writableLength > this.settings.maxBufferedAmount && socket.writableNeedDrain;
+  }
+
+  private refuseSlowConsumer(): Promise<never> {
+    if (this.settings.slowConsumer === 'close') this.closeSlowConsumer();
+    return rejection(new SlowConsumer());
+  }
+
+  /** RFC 6455 §7.4.1 1008: the peer does not read what it is sent (the policy `close`). */
+  private closeSlowConsumer(): void {
+    if (this.protocol!.state !== 'open') return;
+    this.close(CloseCode.PolicyViolation, 'slow consumer');
+  }
+
+  private listenForDrain(): void {
+    if ((this.flags & DRAIN_LISTENING) !== 0) return;
+    this.flags |= DRAIN_LISTENING;
+    this.socket.once('drain', onSocketDrain);
+  }
+
+  private afterWrite(): Promise<void> {
+    if (!this.socket.writableNeedDrain) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      (this.drainWaiters ??= []).push(resolve);
+      this.listenForDrain();
+    });
+  }
+
+  private notOpenError(): Error {
+    if (this.protocol !== null) {
+      const closeEvent = this.protocol.closeEvent;
+      if (closeEvent !== null) return new WebSocketDisconnect(closeEvent.code, closeEvent.reason, closeEvent.initiator);
+    }
+    return (this.flags & (REFUSED | SOCKET_CLOSED)) !== 0
+      ? new WebSocketDisconnect(CloseCode.AbnormalClosure, '', 'transport', this.socketError ?? undefined)
+      : new TypeError('accept() the connection before sending');
+  }
+
+  /** Bounds the closing handshake and the wait for the peer's TCP close (RFC 6455 §7.1.1). */
+  private armCloseTimer(): void {
+    if (this.closeTimer !== null || (this.flags & SOCKET_CLOSED) !== 0) return;
+    this.closeTimer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
+  }
+
+  private clearHandshakeTimer(): void {
+    if (this.handshakeTimer !== null) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+  }
+
+  private clearReplyTimer(): void {
+    if (this.replyTimer !== null) {
+      clearTimeout(this.replyTimer);
+      this.replyTimer = null;
+    }
+  }
+}
+
+function writeMessage(protocol: Protocol, data: SendData): void {
+  if (typeof data === 'string') protocol.sendText(data);
+  else if (data instanceof Message) protocol.sendMessage(data);
+  else if (data instanceof PreparedMessage) protocol.sendPrepared(data);
+  else protocol.sendBinary(data);
+}
+
+// Socket listeners and timer callbacks: module-level, no per-connection closures (see kDriver).
+
+function onSocketData(this: DriverSocket, chunk: Buffer): void {
+  this[kDriver]!.handleData(chunk);
+}
+
+function onSocketEnd(this: DriverSocket): void {
+  this[kDriver]!.handleEnd();
+}
+
+function onSocketClose(this: DriverSocket): void {
+  this[kDriver]!.handleClose();
+}
+
+function onSocketError(this: DriverSocket, error: Error): void {
+  this[kDriver]!.handleError(error);
+}
+
+function onSocketTimeout(this: DriverSocket): void {
+  this[kDriver]!.handleIdle();
+}
+
+function onSocketDrain(this: DriverSocket): void {
+  this[kDriver]!.handleDrain();
+}
+
+function uncorkAfterTurn(driver: SocketDriver): void {
+  driver.flush();
+}
+
+function replyGraceExpired(driver: SocketDriver): void {
+  driver.handleReplyGrace();
+}
+
+function handshakeExpired(driver: SocketDriver): void {
+  driver.handshakeExpired();
+}
+
+function destroySocket(socket: Duplex): void {
+  socket.destroy();
+}

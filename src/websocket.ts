@@ -1,0 +1,417 @@
+/**
+ * The public connection a route handler gets: what the upgrade request said, accept/refuse, and the
+ * async API (`receive`, `for await`, `send`, `close`) with `ws`-style events beside it. Everything
+ * that touches the socket (backpressure, timers, writing frames) is the internal SocketDriver's.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCode } from './constants.ts';
+import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
+import { acceptResponse, type AcceptOptions, type UpgradeRequest } from './handshake.ts';
+import type { ConnectionSettings } from './options.ts';
+import type { PreparedMessage } from './protocol/frame-encoder.ts';
+import { Message } from './protocol/message.ts';
+import type { CloseEvent } from './protocol/protocol.ts';
+import { parseCookies, queryOf } from './request-info.ts';
+import type { PathParams } from './routing.ts';
+import { SocketDriver, type ConnectionState, type Delivery } from './socket-driver.ts';
+
+export type { ConnectionState };
+
+/** What the server hands a connection of its upgrade request (query and cookies are parsed on demand). */
+export interface RequestInfo {
+  readonly url: string;
+  readonly path: string;
+  readonly params: PathParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+}
+
+/** Events a connection emits, for code coming from `ws` (the async API is the primary one). */
+export interface WebSocketEvents {
+  /** A message; while a `message` listener exists, messages are emitted instead of queued for receive(). */
+  message: [message: Message];
+  /** A ping arrived (its pong is sent once the read it came in has been parsed). */
+  ping: [payload: Buffer];
+  pong: [payload: Buffer];
+  /** The socket closed: the code and reason of the first close frame (see WebSocketDisconnect), 1006 without one. */
+  close: [code: number, reason: string];
+}
+
+/** Close codes that end `for await` quietly: the peer finished normally (RFC 6455 §7.4.1). */
+const NORMAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.NormalClosure,
+  CloseCode.GoingAway,
+  CloseCode.NoStatusReceived,
+]);
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+interface Waiter {
+  resolve(message: Message): void;
+  reject(error: WebSocketDisconnect): void;
+}
+
+/**
+ * A server-side WebSocket, handed to a route handler before the handshake is answered: read the
+ * request, then `accept()` it (or throw to refuse it), then `receive`/`send` until it closes.
+ */
+export class WebSocket implements AsyncIterable<Message> {
+  readonly url: string;
+  readonly path: string;
+  /** Path parameters of the route, percent-decoded (`/items/{item_id}/ws` → `{ item_id }`). */
+  readonly params: PathParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+  /** Subprotocols the client offered, in its order of preference. */
+  readonly subprotocols: readonly string[];
+  /** The subprotocol accepted, or null. */
+  subprotocol: string | null = null;
+  /** The subprotocol `accept()` uses when given none: the server's pick from its `subprotocols` option. */
+  private defaultSubprotocol: string | null = null;
+  private readonly driver: SocketDriver;
+  private readonly settings: ConnectionSettings;
+  /** The validated request until accept() answers it. */
+  private upgrade: UpgradeRequest | null;
+  private parsedQuery: URLSearchParams | null = null;
+  private parsedCookies: Readonly<Record<string, string>> | null = null;
+  /** The connection's close event once the handler has been told (or the socket closed). */
+  private closeEvent: CloseEvent | null = null;
+  /** The socket error that ended the connection, given as `cause` of the disconnect. */
+  private transportError: Error | null = null;
+  private waiters: Waiter[] = [];
+  private closedPromise: Promise<void> | null = null;
+  private resolveClosed: (() => void) | null = null;
+  /** Created on the first listener: an idle connection without listeners carries no emitter. */
+  private emitter: EventEmitter | null = null;
+
+  /** Made by the server for each upgrade request that matched a route; not for application code. */
+  constructor(socket: Duplex, head: Buffer, upgrade: UpgradeRequest, info: RequestInfo, settings: ConnectionSettings) {
+    this.url = info.url;
+    this.path = info.path;
+    this.params = info.params;
+    this.headers = info.headers;
+    this.remoteAddress = info.remoteAddress;
+    this.subprotocols = upgrade.protocols;
+    this.upgrade = upgrade;
+    this.settings = settings;
+    // The driver calls back the @internal methods below (DriverOwner, structurally: the public type
+    // does not implement it).
+    this.driver = new SocketDriver(socket, head, settings, this);
+  }
+
+  /** Adds an event listener (see WebSocketEvents). */
+  on<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    (this.emitter ??= new EventEmitter()).on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Adds a listener called at most once. */
+  once<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    (this.emitter ??= new EventEmitter()).once(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
+    this.emitter?.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  private emit<E extends keyof WebSocketEvents>(event: E, ...args: WebSocketEvents[E]): void {
+    this.emitter?.emit(event, ...args);
+  }
+
+  /** The query string's parameters. */
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= queryOf(this.url));
+  }
+
+  /** The request's cookies (RFC 6265 §5.4). */
+  get cookies(): Readonly<Record<string, string>> {
+    const header = this.headers.cookie;
+    return (this.parsedCookies ??= parseCookies(typeof header === 'string' ? header : undefined));
+  }
+
+  /** The connection's state (see ConnectionState). */
+  get state(): ConnectionState {
+    return this.driver.state;
+  }
+
+  /** Bytes written to the socket but not yet handed to the operating system. */
+  get bufferedAmount(): number {
+    return this.driver.bufferedAmount;
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  /**
+   * Accepts the handshake: writes the 101 response (RFC 6455 §4.2.2) and starts reading frames. Throws
+   * TypeError for a subprotocol the client did not offer or an invalid header, and WebSocketDisconnect
+   * when the client has already gone.
+   */
+  accept(options: AcceptOptions = {}): Promise<void> {
+    const driver = this.driver;
+    if (driver.protocol !== null) return Promise.reject(new TypeError('the connection was already accepted'));
+    if (!driver.answerable) {
+      return Promise.reject(new WebSocketDisconnect(CloseCode.AbnormalClosure, 'the client went away before accept', 'transport'));
+    }
+    let response: string;
+    const subprotocol = options.subprotocol === undefined ? this.defaultSubprotocol : options.subprotocol;
+    try {
+      response = acceptResponse(this.upgrade!, { subprotocol, headers: options.headers });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.subprotocol = subprotocol;
+    this.upgrade = null;
+    driver.start(response);
+    return RESOLVED;
+  }
+
+  /** @internal Refuses the handshake with an HTTP error (the server's refusals; handlers refuse by throwing). */
+  refuse(error: HandshakeError): void {
+    this.upgrade = null;
+    this.driver.refuse(error);
+  }
+
+  /** @internal The server's choice among the offered subprotocols, used when accept() names none. */
+  preferSubprotocol(subprotocol: string | null): void {
+    this.defaultSubprotocol = subprotocol;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /**
+   * The next message. Throws WebSocketDisconnect once the connection is closed, with the first close
+   * frame's code and who sent it: the peer's code (1005 when its frame had none), this side's code
+   * (1002, 1007, 1009... after a violation by the peer), or 1006 when TCP ended without a close frame.
+   */
+  receive(): Promise<Message> {
+    const driver = this.driver;
+    if (driver.protocol === null) {
+      return Promise.reject(
+        driver.answerable ? new TypeError('accept() the connection before receiving') : this.disconnect(null),
+      );
+    }
+    if (this.waiters.length === 0) {
+      const event = this.pull();
+      if (event !== undefined) {
+        return event.type === 'close' ? Promise.reject(this.disconnect(event)) : Promise.resolve(event);
+      }
+    }
+    if (this.closeEvent !== null) return Promise.reject(this.disconnect(this.closeEvent));
+    // The handler has answered everything received so far and waits: flush its replies now rather
+    // than at the end of the event-loop turn (one writev for the whole read, no added latency).
+    driver.flush();
+    return new Promise<Message>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+    });
+  }
+
+  /** The next message as text; a binary message raises UnsupportedData (1003) (RFC 6455 §7.4.1). */
+  async receiveText(): Promise<string> {
+    const message = await this.receive();
+    if (message.binary) throw new UnsupportedData('expected a text message');
+    return message.text;
+  }
+
+  /** The next message as bytes; a text message raises UnsupportedData (1003). */
+  async receiveBytes(): Promise<Buffer> {
+    const message = await this.receive();
+    if (!message.binary) throw new UnsupportedData('expected a binary message');
+    return message.data;
+  }
+
+  /** The next message parsed as JSON (text or binary); invalid JSON raises InvalidPayloadData (1007). */
+  async receiveJson(): Promise<unknown> {
+    const message = await this.receive();
+    try {
+      return message.json();
+    } catch {
+      throw new InvalidPayloadData('message is not valid JSON');
+    }
+  }
+
+  /**
+   * Iterates over messages until the connection closes. A normal close (1000, 1001, or a close frame
+   * without a code) ends the loop; any other close throws WebSocketDisconnect.
+   * (A plain iterator rather than an async generator: one promise per message, not several.)
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return new MessageIterator(this);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends a message: a string as text, bytes as binary, a received Message unchanged, a
+   * PreparedMessage as encoded. Resolves at once while the socket's buffer is under its high-water
+   * mark, else when it drains (backpressure). Rejects with WebSocketDisconnect once a close frame was
+   * sent or the connection is gone, and with SlowConsumer (1008) when the output is over
+   * `maxBufferedAmount` and another send is already waiting for it to drain. A rejection nobody
+   * awaits is not an unhandled rejection: fire-and-forget sending is safe.
+   */
+  send(data: string | Uint8Array | Message | PreparedMessage): Promise<void> {
+    return this.driver.send(data);
+  }
+
+  sendText(text: string): Promise<void> {
+    return this.driver.send(String(text));
+  }
+
+  sendBytes(data: Uint8Array): Promise<void> {
+    return this.driver.send(data);
+  }
+
+  /** Sends `value` as a JSON text message. */
+  sendJson(value: unknown): Promise<void> {
+    const text = JSON.stringify(value);
+    if (text === undefined) return Promise.reject(new TypeError('value cannot be represented as JSON'));
+    return this.driver.send(text);
+  }
+
+  /** Sends a ping (payload at most 125 bytes); the pong arrives as a `pong` event. */
+  ping(payload?: Uint8Array): Promise<void> {
+    return this.driver.ping(payload);
+  }
+
+  /**
+   * Closes the connection: sends a close frame with `code` and `reason` (RangeError/TypeError for ones
+   * that may not be sent) and resolves once the closing handshake is over or timed out and the socket
+   * is closed. Before accept, refuses the handshake with 403 instead (as Starlette does).
+   */
+  close(code: number = CloseCode.NormalClosure, reason = ''): Promise<void> {
+    const driver = this.driver;
+    if (driver.protocol === null) {
+      this.refuse(new HandshakeError(403, reason));
+      return this.whenClosed();
+    }
+    if (driver.socketClosed) return RESOLVED;
+    try {
+      driver.close(code, reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.whenClosed();
+  }
+
+  /** Resolves when the socket is closed. */
+  whenClosed(): Promise<void> {
+    if (this.driver.socketClosed) return RESOLVED;
+    return (this.closedPromise ??= new Promise<void>((resolve) => {
+      this.resolveClosed = resolve;
+    }));
+  }
+
+  /** Drops the TCP connection at once, without a closing handshake. */
+  terminate(): void {
+    this.driver.terminate();
+  }
+
+  /** @internal A message encoded once for many connections (see WebSocketServer.broadcast). */
+  deliver(prepared: PreparedMessage): Delivery {
+    return this.driver.deliver(prepared);
+  }
+
+  /** @internal One tick of the server's heartbeat. */
+  beat(): void {
+    this.driver.beat();
+  }
+
+  // ---------------------------------------------------------------- called by the driver (DriverOwner)
+
+  /** @internal Hands queued events to waiting receivers or `message` listeners. */
+  dispatchEvents(): void {
+    const driver = this.driver;
+    if (this.emitter !== null && this.emitter.listenerCount('message') > 0) {
+      let event = this.pull();
+      while (event !== undefined && event.type !== 'close') {
+        this.emit('message', event);
+        event = this.pull();
+      }
+    } else {
+      const protocol = driver.protocol!;
+      while (this.waiters.length > 0 && protocol.hasEvent) {
+        const event = this.pull()!;
+        if (event.type === 'close') break; // settle() rejected every waiter
+        this.waiters.shift()!.resolve(event);
+      }
+    }
+  }
+
+  /** @internal */
+  emitPing(payload: Buffer): void {
+    this.emit('ping', payload);
+  }
+
+  /** @internal */
+  emitPong(payload: Buffer): void {
+    this.emit('pong', payload);
+  }
+
+  /** @internal The socket closed: the last events, the close, and the server is told. */
+  closeTransport(error: Error | null): void {
+    this.transportError = error;
+    const closeEvent = this.driver.protocol?.closeEvent ?? null;
+    if (this.closeEvent === null && closeEvent !== null) this.settle(closeEvent);
+    const final = this.closeEvent;
+    if (error !== null) this.settings.onError(error, this);
+    this.emit('close', final?.code ?? CloseCode.AbnormalClosure, final?.reason ?? '');
+    this.resolveClosed?.();
+    this.settings.onClosed(this);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Pulls one event, remembering the close event. */
+  private pull(): Message | CloseEvent | undefined {
+    const event = this.driver.pull();
+    if (event !== undefined && event.type === 'close') this.settle(event);
+    return event;
+  }
+
+  private settle(event: CloseEvent): void {
+    if (this.closeEvent !== null) return;
+    this.closeEvent = event;
+    this.driver.flush();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.reject(this.disconnect(event));
+  }
+
+  private disconnect(event: CloseEvent | null): WebSocketDisconnect {
+    if (event === null) return new WebSocketDisconnect(CloseCode.AbnormalClosure, '', 'transport', this.transportError ?? undefined);
+    const cause = event.initiator === 'transport' ? (this.transportError ?? undefined) : undefined;
+    return new WebSocketDisconnect(event.code, event.reason, event.initiator, cause);
+  }
+}
+
+/** `for await` over a connection: one promise per message, no closures. */
+class MessageIterator implements AsyncIterator<Message> {
+  private readonly ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    return this.ws.receive().then(iteratorResult, endOnNormalClose);
+  }
+
+  return(): Promise<IteratorResult<Message>> {
+    return Promise.resolve(ITERATOR_DONE);
+  }
+}
+
+const ITERATOR_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+function iteratorResult(message: Message): IteratorYieldResult<Message> {
+  return { done: false, value: message };
+}
+
+function endOnNormalClose(error: unknown): IteratorReturnResult<undefined> {
+  if (error instanceof WebSocketDisconnect && NORMAL_CLOSE_CODES.has(error.code)) return ITERATOR_DONE;
+  throw error;
+}
