@@ -1,0 +1,452 @@
+/**
+ * The threat list for the outbound side: what a peer that does not read can make the server write,
+ * and what it costs. Each test is one attack, run on the wire with a raw client that stops reading
+ * (TCP backpressure) and measured in bytes on the server's own socket (`bytesRead`, `writableLength`),
+ * never in RSS. Each ends by checking what the peer finally receives.
+ *
+ * 1. A ping flood, never reading the pongs.
+ * 2. A broadcast to many connections, one of which never reads (policy `skip`, then `close`).
+ * 3. An event-API handler that echoes with fire-and-forget `send()` to a peer that never reads.
+ * 4. A handler that sends more than the hard limit without waiting (fire-and-forget).
+ * 5. A close reply stuck behind output the peer never reads.
+ * 6. The heartbeat and the idle timeout against a peer that never reads.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { describe, test } from 'node:test';
+import { SlowConsumer, WebSocketDisconnect, WebSocketServer, type Handler, type ServerOptions, type WebSocket } from '../src/index.ts';
+import { encodeFrame, Opcode, parseClosePayload, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
+import { deferred, Harness, sleep, until, withTimeout } from './helpers/server.ts';
+
+const KiB = 1024;
+const MASK = Buffer.from([0x11, 0x22, 0x33, 0x44]);
+
+/** A server whose server-side sockets the test can observe (the upgrade event's socket: nothing new exposed). */
+async function observedServer(h: Harness, options: ServerOptions, handler: Handler) {
+  const wss = new WebSocketServer(options).route('*', handler);
+  h.track(wss);
+  const { server: http, port } = await h.httpServer();
+  const sockets: Socket[] = [];
+  http.on('upgrade', (_request, socket: Socket) => sockets.push(socket));
+  wss.attach(http);
+  return { wss, port, sockets };
+}
+
+/** Waits until `read()` has not changed for `quiet` ms (bounded by `ms`); returns the value. */
+async function settle(read: () => number, quiet: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let value = read();
+  let since = Date.now();
+  while (Date.now() - since < quiet) {
+    if (Date.now() > deadline) throw new Error(`still moving after ${ms} ms (at ${value})`);
+    await sleep(10);
+    const next = read();
+    if (next !== value) {
+      value = next;
+      since = Date.now();
+    }
+  }
+  return value;
+}
+
+/** Whether `socket` emits 'drain' within `ms`. */
+function drainedWithin(socket: Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.off('drain', drained);
+      resolve(false);
+    }, ms);
+    const drained = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    socket.once('drain', drained);
+  });
+}
+
+/** Yields to the event loop once (I/O callbacks included). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Reads frames until one of `opcode`, skipping pings; fails on anything else. */
+async function readUntilClose(client: RawClient, timeout = 5000): Promise<{ frames: ServerFrame[]; close: ServerFrame }> {
+  const frames: ServerFrame[] = [];
+  for (;;) {
+    const frame = await client.readFrame(timeout);
+    if (frame.opcode === Opcode.Close) return { frames, close: frame };
+    frames.push(frame);
+  }
+}
+
+const echo: Handler = async (ws) => {
+  await ws.accept();
+  for await (const message of ws) await ws.send(message);
+};
+
+describe('hostile peers: every byte the server writes is bounded', () => {
+  test('1. a ping flood from a peer that never reads: reading stops, one pong is pending, every ping answered in order at most once', async (t) => {
+    const h = new Harness(t);
+    const outboundHighWaterMark = 32 * KiB;
+    const { port, sockets } = await observedServer(h, { outboundHighWaterMark, maxBufferedAmount: 64 * KiB }, echo);
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    const server = sockets[0]!;
+
+    // Pings with 125-byte payloads carrying their sequence number, 512 per write, for as long as the
+    // server takes them (the client's own writes stall once the server stops reading).
+    const payload = Buffer.alloc(125, 0x70);
+    let sent = 0;
+    let stalled = false;
+    while (sent < 2_000_000) {
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 512; i++) {
+        payload.writeUInt32BE(sent++, 0);
+        frames.push(encodeFrame({ opcode: Opcode.Ping, payload, maskKey: MASK }));
+      }
+      if (!client.socket.write(Buffer.concat(frames)) && !(await drainedWithin(client.socket, 300))) {
+        stalled = true;
+        break;
+      }
+    }
+    assert.ok(stalled, `the server took all ${sent} pings`);
+    const read = await settle(() => server.bytesRead, 200, 5000);
+    const buffered = server.writableLength;
+    t.diagnostic(`${sent} pings (${sent * 131} bytes) sent; the server read ${read} bytes, wrote ${server.bytesWritten}, buffers ${buffered}`);
+    assert.ok(read < sent * 131 - 512 * 131, 'the server stopped reading');
+    // Node's own write buffer (its 16 KiB high-water mark) plus at most one pong: under the watermark.
+    assert.ok(buffered <= outboundHighWaterMark, `buffered ${buffered} bytes`);
+
+    // The peer reads at last: pongs in increasing order, none twice, the very last ping answered,
+    // and the connection still echoes.
+    client.resume();
+    let last = -1;
+    let pongs = 0;
+    while (last !== sent - 1) {
+      const frame = await client.readFrame(10_000);
+      assert.equal(frame.opcode, Opcode.Pong, `frame ${pongs}`);
+      const sequence = frame.payload.readUInt32BE(0);
+      assert.ok(sequence > last, `pong ${sequence} after pong ${last}`);
+      last = sequence;
+      pongs++;
+    }
+    t.diagnostic(`${pongs} pongs for ${sent} pings`);
+    assert.ok(pongs < sent, 'pings that found the output backed up were coalesced');
+    await client.sendText('still there?');
+    const echoed = await client.readFrame();
+    assert.equal(echoed.opcode, Opcode.Text);
+    assert.equal(echoed.payload.toString(), 'still there?');
+  });
+
+  test('2a. broadcast to 100 connections, one never reads: the others get every message, the slow one is skipped and counted', async (t) => {
+    const h = new Harness(t);
+    const maxBufferedAmount = 256 * KiB;
+    const { wss, port, sockets } = await observedServer(
+      h,
+      { maxBufferedAmount, outboundHighWaterMark: 64 * KiB },
+      async (ws) => {
+        await ws.accept();
+        for await (const _ of ws);
+      },
+    );
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 100; i++) clients.push(await h.rawOpened(port, { timeout: 10_000 }));
+    await until(() => [...wss.clients].filter((ws) => ws.state === 'open').length === 100, 5000, 'all open');
+    const slow = clients[0]!;
+    const slowServer = sockets[0]!;
+    // Clients were opened one after another: the server's connections are in the same order.
+    const slowWs = [...wss.clients][0]!;
+    slow.pause();
+
+    // Fill the slow one (and only it) until the server refuses to buffer more for it.
+    const chunk = Buffer.alloc(32 * KiB, 0x61);
+    let fills = 0;
+    for (;;) {
+      const result = wss.broadcast(chunk, (ws) => ws === slowWs);
+      if (result.skipped === 1) break;
+      assert.deepEqual(result, { sent: 1, skipped: 0, closed: 0 });
+      fills++;
+      assert.ok(fills < 10_000, 'the slow connection was never over the limit');
+      await turn();
+    }
+    const bufferedAtLimit = slowServer.writableLength;
+    t.diagnostic(`slow connection over the limit after ${fills} messages; ${bufferedAtLimit} bytes buffered`);
+    assert.ok(bufferedAtLimit > maxBufferedAmount, 'skipped only once over the limit');
+    assert.ok(bufferedAtLimit <= maxBufferedAmount + chunk.length + 16, `buffered ${bufferedAtLimit}`);
+
+    // Now to everyone: 99 sent, 1 skipped, every time; the slow one's buffer does not grow.
+    const rounds = 20;
+    for (let i = 0; i < rounds; i++) {
+      const message = Buffer.alloc(4 * KiB, i);
+      assert.deepEqual(wss.broadcast(message), { sent: 99, skipped: 1, closed: 0 });
+      await turn();
+    }
+    assert.equal(slowServer.writableLength, bufferedAtLimit);
+    for (const client of clients.slice(1)) {
+      for (let i = 0; i < rounds; i++) {
+        const frame = await client.readFrame(5000);
+        assert.equal(frame.opcode, Opcode.Binary);
+        assert.equal(frame.payload.length, 4 * KiB);
+        assert.equal(frame.payload[0], i);
+      }
+    }
+    // The slow one is still open and gets what was buffered for it once it reads.
+    assert.equal(slowWs.state, 'open');
+    slow.resume();
+    for (let i = 0; i < fills; i++) assert.equal((await slow.readFrame(5000)).payload.length, chunk.length);
+  });
+
+  test('2b. broadcast under slowConsumer "close": the slow one is closed with 1008 and counted', async (t) => {
+    const h = new Harness(t);
+    const maxBufferedAmount = 128 * KiB;
+    const closed = deferred<WebSocketDisconnect>();
+    const { wss, port } = await observedServer(
+      h,
+      { maxBufferedAmount, outboundHighWaterMark: 64 * KiB, slowConsumer: 'close', closeTimeout: 5000 },
+      async (ws) => {
+        await ws.accept();
+        try {
+          for await (const _ of ws);
+        } catch (error) {
+          closed.resolve(error as WebSocketDisconnect);
+        }
+      },
+    );
+    const fast = await h.rawOpened(port, { timeout: 10_000 });
+    const slow = await h.rawOpened(port, { timeout: 10_000 });
+    await until(() => wss.clients.size === 2 && [...wss.clients].every((ws) => ws.state === 'open'), 5000, 'both open');
+    const [fastWs, slowWs] = [...wss.clients] as [WebSocket, WebSocket];
+    slow.pause();
+    const chunk = Buffer.alloc(32 * KiB, 0x62);
+    let fills = 0;
+    for (;;) {
+      const result = wss.broadcast(chunk, (ws) => ws === slowWs);
+      if (result.closed === 1) break;
+      assert.deepEqual(result, { sent: 1, skipped: 0, closed: 0 });
+      fills++;
+      assert.ok(fills < 10_000, 'the slow connection was never over the limit');
+      await turn();
+    }
+    assert.equal(slowWs.state, 'closing');
+    // The fast one is untouched; the slow one is no longer open, so later broadcasts pass it by.
+    assert.deepEqual(wss.broadcast('after'), { sent: 1, skipped: 0, closed: 0 });
+    assert.equal(fastWs.state, 'open');
+    assert.equal((await fast.readFrame()).payload.toString(), 'after');
+    // On the wire: everything buffered, then the close frame 1008 "slow consumer".
+    slow.resume();
+    const { frames, close } = await readUntilClose(slow);
+    assert.equal(frames.length, fills);
+    assert.deepEqual(parseClosePayload(close.payload), { code: 1008, reason: 'slow consumer' });
+    await slow.close(1008);
+    const error = await withTimeout(closed.promise, 5000, 'the handler seeing the close');
+    assert.equal(error.code, 1008);
+    assert.equal(error.initiator, 'local');
+  });
+
+  test('3. an event-API handler echoing with fire-and-forget send() to a peer that never reads: bounded, nothing lost', async (t) => {
+    const h = new Harness(t);
+    const outboundHighWaterMark = 128 * KiB;
+    const { port, sockets } = await observedServer(h, { outboundHighWaterMark, maxBufferedAmount: 512 * KiB }, async (ws) => {
+      ws.on('message', (message) => {
+        void ws.send(message); // not awaited: the pattern ws users write
+      });
+      await ws.accept();
+      await ws.whenClosed();
+    });
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    const server = sockets[0]!;
+    const size = 16 * KiB;
+    const count = 2048; // 32 MiB
+    const payload = Buffer.alloc(size, 0x63);
+    for (let i = 0; i < count; i++) {
+      payload.writeUInt32BE(i, 0);
+      client.socket.write(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: MASK }));
+    }
+    const read = await settle(() => server.bytesRead, 300, 10_000);
+    const buffered = server.writableLength;
+    t.diagnostic(`server read ${read} of ${count * (size + 14)} bytes; ${buffered} bytes buffered`);
+    assert.ok(read < (count * (size + 14)) / 2, `the server read ${read} bytes from a peer that does not read`);
+    // At most the watermark plus the echoes of one read (a socket read is at most 64 KiB).
+    assert.ok(buffered <= outboundHighWaterMark + 64 * KiB + 14 * 8, `buffered ${buffered}`);
+    client.resume();
+    for (let i = 0; i < count; i++) {
+      const frame = await client.readFrame(10_000);
+      assert.equal(frame.payload.readUInt32BE(0), i);
+    }
+  });
+
+  test('4a. fire-and-forget sends past the hard limit are refused (SlowConsumer), never buffered, never an unhandled rejection', async (t) => {
+    const h = new Harness(t);
+    const maxBufferedAmount = 256 * KiB;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    t.after(() => process.off('unhandledRejection', onUnhandled));
+    const outcome = deferred<{ refused: number; bufferedMax: number }>();
+    const { port } = await observedServer(h, { maxBufferedAmount, outboundHighWaterMark: 64 * KiB }, async (ws) => {
+      await ws.accept();
+      await ws.receive(); // the client's go
+      const chunk = Buffer.alloc(32 * KiB, 0x64);
+      let refused = 0;
+      let bufferedMax = 0;
+      for (let i = 0; i < 4000; i++) {
+        // Half of them not even observed: they must not become unhandled rejections.
+        const promise = ws.send(chunk);
+        if (i % 2 === 0) promise.catch((error: unknown) => (error instanceof SlowConsumer ? refused++ : undefined));
+        bufferedMax = Math.max(bufferedMax, ws.bufferedAmount);
+        if (i % 64 === 0) await turn();
+      }
+      await turn();
+      outcome.resolve({ refused, bufferedMax });
+      await ws.receive().catch(() => undefined);
+    });
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    await client.sendText('go');
+    client.pause();
+    const { refused, bufferedMax } = await withTimeout(outcome.promise, 10_000, 'the sender');
+    t.diagnostic(`${refused} of 2000 observed sends refused; bufferedAmount at most ${bufferedMax}`);
+    assert.ok(refused > 0, 'some sends were refused');
+    // The limit, plus the one message that took it past.
+    assert.ok(bufferedMax <= maxBufferedAmount + 32 * KiB + 16, `bufferedAmount reached ${bufferedMax}`);
+    await sleep(20);
+    assert.deepEqual(unhandled, []);
+  });
+
+  test('4b. an awaited send() to a connection a broadcast filled past the limit waits for the drain, then is delivered', async (t) => {
+    const h = new Harness(t);
+    const state = { resolved: false };
+    const go = deferred();
+    const { wss, port } = await observedServer(h, { maxBufferedAmount: 128 * KiB, outboundHighWaterMark: 64 * KiB }, async (ws) => {
+      await ws.accept();
+      await go.promise;
+      await ws.send('after the flood');
+      state.resolved = true;
+      await ws.receive().catch(() => undefined);
+    });
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    await until(() => [...wss.clients].some((ws) => ws.state === 'open'), 5000, 'open');
+    const chunk = Buffer.alloc(32 * KiB, 0x68);
+    let fills = 0;
+    while (wss.broadcast(chunk).skipped === 0) {
+      fills++;
+      assert.ok(fills < 10_000, 'never over the limit');
+      await turn();
+    }
+    go.resolve();
+    await sleep(100);
+    assert.equal(state.resolved, false, 'the awaited send waits while the peer does not read');
+    client.resume();
+    for (let i = 0; i < fills; i++) assert.equal((await client.readFrame(5000)).payload.length, chunk.length);
+    const frame = await client.readFrame(5000);
+    assert.equal(frame.payload.toString(), 'after the flood');
+    await until(() => state.resolved, 2000, 'the awaited send resolved');
+  });
+
+  test('5. a close reply stuck behind output the peer never reads: the connection is dropped after closeTimeout', async (t) => {
+    const h = new Harness(t);
+    const closeTimeout = 300;
+    const timeline = { replied: 0, closed: 0 };
+    const closed = deferred();
+    const { port, sockets } = await observedServer(
+      h,
+      { closeTimeout, outboundHighWaterMark: 64 * KiB, maxBufferedAmount: 256 * KiB },
+      async (ws) => {
+        await ws.accept();
+        ws.on('close', () => {
+          timeline.closed = Date.now();
+          closed.resolve();
+        });
+        // A message and the peer's close arrive together; the handler answers the message with
+        // more than the peer will ever read, then receives the close (its reply goes behind).
+        const message = await ws.receive();
+        for (let i = 0; i < 4000 && ws.bufferedAmount <= 256 * KiB; i++) void ws.send(message);
+        await ws.receive().catch(() => undefined);
+        timeline.replied = Date.now();
+      },
+    );
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    client.socket.write(
+      Buffer.concat([
+        encodeFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(64 * KiB, 0x65), maskKey: MASK }),
+        encodeFrame({ opcode: Opcode.Close, payload: Buffer.from([0x03, 0xe8]), maskKey: MASK }),
+      ]),
+    );
+    await withTimeout(closed.promise, closeTimeout + 5000, 'the server dropping the connection');
+    const waited = timeline.closed - timeline.replied;
+    t.diagnostic(`close answered, then the socket dropped ${waited} ms later (closeTimeout ${closeTimeout} ms)`);
+    assert.ok(timeline.replied > 0, 'the close was answered');
+    assert.ok(sockets[0]!.destroyed);
+    assert.ok(waited >= closeTimeout - 20 && waited < closeTimeout + 1000, `${waited} ms`);
+  });
+
+  test('6a. the heartbeat closes a peer that never reads: close frame 1011 "heartbeat timeout" on the wire', async (t) => {
+    const h = new Harness(t);
+    const disconnect = deferred<WebSocketDisconnect>();
+    const { port } = await observedServer(h, { heartbeatInterval: 100, closeTimeout: 300 }, async (ws) => {
+      await ws.accept();
+      try {
+        await ws.receive();
+      } catch (error) {
+        disconnect.resolve(error as WebSocketDisconnect);
+      }
+    });
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    const error = await withTimeout(disconnect.promise, 3000, 'the heartbeat closing the connection');
+    assert.ok(error instanceof WebSocketDisconnect);
+    assert.deepEqual([error.code, error.reason, error.initiator], [1011, 'heartbeat timeout', 'local']);
+    client.resume();
+    const { frames, close } = await readUntilClose(client);
+    assert.ok(frames.length >= 1 && frames.every((frame) => frame.opcode === Opcode.Ping), 'pings, then the close');
+    assert.deepEqual(parseClosePayload(close.payload), { code: 1011, reason: 'heartbeat timeout' });
+  });
+
+  test('6b. the heartbeat closes a peer that never reads even while the handler is blocked sending to it', async (t) => {
+    const h = new Harness(t);
+    const heartbeatInterval = 100;
+    const closeTimeout = 200;
+    const closed = deferred<[number, string]>();
+    const { port, sockets } = await observedServer(
+      h,
+      { heartbeatInterval, closeTimeout, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
+      async (ws) => {
+        ws.on('close', (code, reason) => closed.resolve([code, reason]));
+        await echo(ws);
+      },
+    );
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    // Far more than the kernel buffers take: the echoes stall, the handler blocks in send(), the
+    // queue fills and reading stops (both ways paused).
+    const frame = encodeFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(64 * KiB, 0x66), maskKey: MASK });
+    for (let i = 0; i < 1024; i++) client.socket.write(frame);
+    const startedAt = Date.now();
+    const [code, reason] = await withTimeout(closed.promise, 10_000, 'the heartbeat dropping a peer that never reads');
+    t.diagnostic(`dropped ${Date.now() - startedAt} ms after the flood began, reported as ${code} ${reason}`);
+    assert.ok(sockets[0]!.destroyed);
+    assert.deepEqual([code, reason], [1011, 'heartbeat timeout']);
+  });
+
+  test('6c. the idle timeout closes a peer that never reads (1001 "idle timeout")', async (t) => {
+    const h = new Harness(t);
+    const closed = deferred<[number, string]>();
+    const { port, sockets } = await observedServer(
+      h,
+      { idleTimeout: 300, closeTimeout: 200, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
+      async (ws) => {
+        ws.on('close', (code, reason) => closed.resolve([code, reason]));
+        await echo(ws);
+      },
+    );
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    client.pause();
+    const frame = encodeFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(64 * KiB, 0x67), maskKey: MASK });
+    for (let i = 0; i < 1024; i++) client.socket.write(frame);
+    const [code, reason] = await withTimeout(closed.promise, 10_000, 'the idle timeout dropping a peer that never reads');
+    assert.ok(sockets[0]!.destroyed);
+    assert.deepEqual([code, reason], [1001, 'idle timeout']);
+  });
+});
