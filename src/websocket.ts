@@ -70,7 +70,8 @@ export class WebSocket implements AsyncIterable<Message> {
   subprotocol: string | null = null;
   /** The subprotocol `accept()` uses when given none: the server's pick from its `subprotocols` option. */
   private defaultSubprotocol: string | null = null;
-  private readonly driver: SocketDriver;
+  /** An ES private field, not a TypeScript one: the socket and its frame writer are unreachable from user code. */
+  readonly #driver: SocketDriver;
   private readonly settings: ConnectionSettings;
   /** The validated request until accept() answers it. */
   private upgrade: UpgradeRequest | null;
@@ -98,7 +99,7 @@ export class WebSocket implements AsyncIterable<Message> {
     this.settings = settings;
     // The driver calls back the @internal methods below (DriverOwner, structurally: the public type
     // does not implement it).
-    this.driver = new SocketDriver(socket, head, settings, this);
+    this.#driver = new SocketDriver(socket, head, settings, this);
   }
 
   /** Adds an event listener (see WebSocketEvents). */
@@ -136,12 +137,12 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** The connection's state (see ConnectionState). */
   get state(): ConnectionState {
-    return this.driver.state;
+    return this.#driver.state;
   }
 
   /** Bytes written to the socket but not yet handed to the operating system. */
   get bufferedAmount(): number {
-    return this.driver.bufferedAmount;
+    return this.#driver.bufferedAmount;
   }
 
   // ---------------------------------------------------------------- handshake
@@ -152,7 +153,7 @@ export class WebSocket implements AsyncIterable<Message> {
    * when the client has already gone.
    */
   accept(options: AcceptOptions = {}): Promise<void> {
-    const driver = this.driver;
+    const driver = this.#driver;
     if (driver.protocol !== null) return Promise.reject(new TypeError('the connection was already accepted'));
     if (!driver.answerable) {
       return Promise.reject(new WebSocketDisconnect(CloseCode.AbnormalClosure, 'the client went away before accept', 'transport'));
@@ -173,7 +174,7 @@ export class WebSocket implements AsyncIterable<Message> {
   /** @internal Refuses the handshake with an HTTP error (the server's refusals; handlers refuse by throwing). */
   refuse(error: HandshakeError): void {
     this.upgrade = null;
-    this.driver.refuse(error);
+    this.#driver.refuse(error);
   }
 
   /** @internal The server's choice among the offered subprotocols, used when accept() names none. */
@@ -189,7 +190,7 @@ export class WebSocket implements AsyncIterable<Message> {
    * (1002, 1007, 1009... after a violation by the peer), or 1006 when TCP ended without a close frame.
    */
   receive(): Promise<Message> {
-    const driver = this.driver;
+    const driver = this.#driver;
     if (driver.protocol === null) {
       return Promise.reject(
         driver.answerable ? new TypeError('accept() the connection before receiving') : this.disconnect(null),
@@ -254,27 +255,27 @@ export class WebSocket implements AsyncIterable<Message> {
    * awaits is not an unhandled rejection: fire-and-forget sending is safe.
    */
   send(data: string | Uint8Array | Message | PreparedMessage): Promise<void> {
-    return this.driver.send(data);
+    return this.#driver.send(data);
   }
 
   sendText(text: string): Promise<void> {
-    return this.driver.send(String(text));
+    return this.#driver.send(String(text));
   }
 
   sendBytes(data: Uint8Array): Promise<void> {
-    return this.driver.send(data);
+    return this.#driver.send(data);
   }
 
   /** Sends `value` as a JSON text message. */
   sendJson(value: unknown): Promise<void> {
     const text = JSON.stringify(value);
     if (text === undefined) return Promise.reject(new TypeError('value cannot be represented as JSON'));
-    return this.driver.send(text);
+    return this.#driver.send(text);
   }
 
   /** Sends a ping (payload at most 125 bytes); the pong arrives as a `pong` event. */
   ping(payload?: Uint8Array): Promise<void> {
-    return this.driver.ping(payload);
+    return this.#driver.ping(payload);
   }
 
   /**
@@ -283,7 +284,7 @@ export class WebSocket implements AsyncIterable<Message> {
    * is closed. Before accept, refuses the handshake with 403 instead (as Starlette does).
    */
   close(code: number = CloseCode.NormalClosure, reason = ''): Promise<void> {
-    const driver = this.driver;
+    const driver = this.#driver;
     if (driver.protocol === null) {
       this.refuse(new HandshakeError(403, reason));
       return this.whenClosed();
@@ -299,7 +300,7 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** Resolves when the socket is closed. */
   whenClosed(): Promise<void> {
-    if (this.driver.socketClosed) return RESOLVED;
+    if (this.#driver.socketClosed) return RESOLVED;
     return (this.closedPromise ??= new Promise<void>((resolve) => {
       this.resolveClosed = resolve;
     }));
@@ -307,24 +308,24 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** Drops the TCP connection at once, without a closing handshake. */
   terminate(): void {
-    this.driver.terminate();
+    this.#driver.terminate();
   }
 
   /** @internal A message encoded once for many connections (see WebSocketServer.broadcast). */
   deliver(prepared: PreparedMessage): Delivery {
-    return this.driver.deliver(prepared);
+    return this.#driver.deliver(prepared);
   }
 
   /** @internal One tick of the server's heartbeat. */
   beat(): void {
-    this.driver.beat();
+    this.#driver.beat();
   }
 
   // ---------------------------------------------------------------- called by the driver (DriverOwner)
 
   /** @internal Hands queued events to waiting receivers or `message` listeners. */
   dispatchEvents(): void {
-    const driver = this.driver;
+    const driver = this.#driver;
     if (this.emitter !== null && this.emitter.listenerCount('message') > 0) {
       let event = this.pull();
       while (event !== undefined && event.type !== 'close') {
@@ -354,7 +355,7 @@ export class WebSocket implements AsyncIterable<Message> {
   /** @internal The socket closed: the last events, the close, and the server is told. */
   closeTransport(error: Error | null): void {
     this.transportError = error;
-    const closeEvent = this.driver.protocol?.closeEvent ?? null;
+    const closeEvent = this.#driver.protocol?.closeEvent ?? null;
     if (this.closeEvent === null && closeEvent !== null) this.settle(closeEvent);
     const final = this.closeEvent;
     if (error !== null) this.settings.onError(error, this);
@@ -367,7 +368,7 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** Pulls one event, remembering the close event. */
   private pull(): Message | CloseEvent | undefined {
-    const event = this.driver.pull();
+    const event = this.#driver.pull();
     if (event !== undefined && event.type === 'close') this.settle(event);
     return event;
   }
@@ -375,7 +376,7 @@ export class WebSocket implements AsyncIterable<Message> {
   private settle(event: CloseEvent): void {
     if (this.closeEvent !== null) return;
     this.closeEvent = event;
-    this.driver.flush();
+    this.#driver.flush();
     const waiters = this.waiters;
     this.waiters = [];
     for (const waiter of waiters) waiter.reject(this.disconnect(event));
