@@ -30,7 +30,7 @@ if (message !== undefined && message.type !== 'close') {
 
 // A masked close frame with code 1000: pulling the close event answers it.
 protocol.receive(Buffer.from('88820000000003e8', 'hex'));
-console.log(protocol.nextEvent()); // { type: 'close', code: 1000, reason: '', error: null }
+console.log(protocol.nextEvent()); // { type: 'close', code: 1000, reason: '', initiator: 'peer', error: null }
 
 for (const bytes of written) console.log('wrote', bytes.toString('hex'));
 console.log('state:', protocol.state);

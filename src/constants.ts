@@ -1,6 +1,6 @@
 /**
  * Protocol constants: opcodes, close codes with their IANA names, the handshake GUID and the
- * defaults of every limit. Constants, not magic numbers (STYLE.md rule 9).
+ * defaults of every limit. Constants, not magic numbers.
  */
 
 /** RFC 6455 §1.3: the GUID concatenated to Sec-WebSocket-Key before hashing. */

@@ -215,12 +215,16 @@ export class SocketDriver implements ProtocolSink {
   send(data: SendData): Promise<void> {
     const protocol = this.protocol;
     if (protocol === null) return rejection(this.notOpenError());
-    if (this.held !== null || this.overLimit()) {
-      if (this.held === null && protocol.state === 'open') {
-        return new Promise<void>((resolve, reject) => {
+    // A connection no longer open goes on to the write, which rejects with the disconnect.
+    if ((this.held !== null || this.overLimit()) && protocol.state === 'open') {
+      if (this.held === null) {
+        const promise = new Promise<void>((resolve, reject) => {
           this.held = { data, resolve, reject };
           this.listenForDrain();
         });
+        // Fire-and-forget code may never look at it: a later disconnect must not be an unhandled rejection.
+        promise.catch(ignore);
+        return promise;
       }
       return this.refuseSlowConsumer();
     }
@@ -255,7 +259,7 @@ export class SocketDriver implements ProtocolSink {
   ping(payload: Uint8Array | undefined): Promise<void> {
     const protocol = this.protocol;
     if (protocol === null) return rejection(this.notOpenError());
-    if (this.held !== null || this.overLimit()) return this.refuseSlowConsumer();
+    if ((this.held !== null || this.overLimit()) && protocol.state === 'open') return this.refuseSlowConsumer();
     try {
       protocol.ping(payload);
     } catch (error) {

@@ -1,5 +1,5 @@
 /**
- * Backpressure both ways, measured from outside (FIELD-NOTES 1):
+ * Backpressure both ways, measured from outside:
  * - inbound: a handler that does not read makes the server stop reading the socket once
  *   inboundHighWaterMark are queued, so a flooding client stalls far below what it tried to send, and
  *   every message arrives, in order, once the handler reads;

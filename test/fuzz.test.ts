@@ -1,5 +1,5 @@
 /**
- * A seeded, bounded fuzzer over the protocol core (STYLE.md rule 11): valid frames with random bit
+ * A seeded, bounded fuzzer over the protocol core: valid frames with random bit
  * flips, truncations, length-field and header mutations, and plain random bytes, fed to Protocol in
  * both roles over random splits. Whatever the input:
  * - receive() never throws; failures become one close event whose error is a typed WebSocketException

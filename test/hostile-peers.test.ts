@@ -284,7 +284,9 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     process.on('unhandledRejection', onUnhandled);
     t.after(() => process.off('unhandledRejection', onUnhandled));
     const outcome = deferred<{ refused: number; bufferedMax: number }>();
+    const closed = deferred();
     const { port } = await observedServer(h, { maxBufferedAmount, outboundHighWaterMark: 64 * KiB }, async (ws) => {
+      ws.on('close', () => closed.resolve());
       await ws.accept();
       await ws.receive(); // the client's go
       const chunk = Buffer.alloc(32 * KiB, 0x64);
@@ -309,7 +311,10 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     assert.ok(refused > 0, 'some sends were refused');
     // The limit, plus the one message that took it past.
     assert.ok(bufferedMax <= maxBufferedAmount + 32 * KiB + 16, `bufferedAmount reached ${bufferedMax}`);
-    await sleep(20);
+    // The peer vanishes with sends still waiting (the one held for the drain): they reject unseen.
+    client.reset();
+    await withTimeout(closed.promise, 5000, 'the server seeing the reset');
+    await sleep(50);
     assert.deepEqual(unhandled, []);
   });
 

@@ -1,7 +1,7 @@
 /**
  * RFC 6455 §5.3: masking XORs payload byte i with key byte (i mod 4). The library XORs 32-bit words
  * with byte loops for the unaligned head and the tail; every alignment, length and phase is checked here
- * against a byte-by-byte reference (STYLE.md rule 5).
+ * against a byte-by-byte reference.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

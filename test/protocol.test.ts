@@ -799,3 +799,55 @@ describe('Protocol — messages received in pieces are forwarded without joining
     for (let i = 0; i < count; i++) assert.equal(message.data[i * 16], i & 0xff);
   });
 });
+
+describe('Protocol — pongs while the output is backed up (RFC 6455 §5.5.3)', () => {
+  /** A sink whose transport says whether it can take a pong now. */
+  function backedUp(): { protocol: Protocol; sink: CollectingSink; state: { full: boolean } } {
+    const state = { full: true };
+    const sink = Object.assign(collectingSink(), { canWritePong: () => !state.full });
+    return { protocol: new Protocol(sink), sink, state };
+  }
+
+  test('every ping is answered at once while the output flows', () => {
+    const { protocol, sink, state } = backedUp();
+    state.full = false;
+    feed(protocol, ping('a'), ping('b'), ping('c'));
+    assert.deepEqual(sink.frames, ['a', 'b', 'c'].map((p) => serverFrame({ opcode: Opcode.Pong, payload: p })));
+  });
+
+  test('pings that find the output backed up are coalesced: only the most recent is answered, once, on flushPong', () => {
+    const { protocol, sink, state } = backedUp();
+    feed(protocol, ping('a'), ping('b'));
+    feed(protocol, ping('c'));
+    assert.equal(sink.frames.length, 0, 'nothing written while backed up');
+    state.full = false;
+    protocol.flushPong();
+    protocol.flushPong();
+    assert.deepEqual(sink.frames, [serverFrame({ opcode: Opcode.Pong, payload: 'c' })]);
+  });
+
+  test('a pending pong goes out before our close frame, and nothing after it (§5.5.1)', () => {
+    const { protocol, sink } = backedUp();
+    feed(protocol, ping('p'));
+    protocol.close(1000);
+    protocol.flushPong();
+    assert.deepEqual(sink.frames, [serverFrame({ opcode: Opcode.Pong, payload: 'p' }), closeFrame(1000)]);
+  });
+
+  test('a pending pong goes out before the reply to the peer\'s close', () => {
+    const { protocol, sink } = backedUp();
+    feed(protocol, ping('p'), close(closePayload(1001)));
+    expectClose(protocol.nextEvent());
+    assert.deepEqual(sink.frames, [serverFrame({ opcode: Opcode.Pong, payload: 'p' }), closeFrame(1001)]);
+    assert.equal(sink.endCalls, 1);
+  });
+
+  test('a pending pong is dropped when the transport ends first', () => {
+    const { protocol, sink, state } = backedUp();
+    feed(protocol, ping('p'));
+    protocol.receiveEnd();
+    state.full = false;
+    protocol.flushPong();
+    assert.equal(sink.frames.length, 0);
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * STYLE.md rule 2: the protocol is an FSM over a list of chunks, and any split of the byte stream
+ * The protocol is an FSM over a list of chunks, and any split of the byte stream
  * (whole, byte by byte, random cuts) gives the identical events and the identical bytes written.
  * The same holds for a stream ending in a violation: same close code, same preceding events.
  */
@@ -189,7 +189,7 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-describe('split invariance of the protocol (STYLE.md rule 2)', () => {
+describe('split invariance of the protocol', () => {
   for (const scenario of SCENARIOS) {
     describe(scenario.name, () => {
       const reference = run([Buffer.from(scenario.stream.bytes)], scenario.options, false);

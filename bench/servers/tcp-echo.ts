@@ -6,7 +6,8 @@
  * It is only a ceiling if it does no more work per byte than a WebSocket server could: everything read
  * from a socket in one turn of the event loop is written back together (cork on the first read of the
  * turn, uncork in setImmediate: one writev), as the rfc6455 connection layer does with its replies. It
- * stops reading only while more than 1 MiB waits to be written (rfc6455's default inboundHighWaterMark):
+ * stops reading while more than 1 MiB waits to be written and resumes on 'drain', as rfc6455 does with
+ * its default outboundHighWaterMark:
  * pausing at the stream's 16 KiB high-water mark would stop and restart reading after every 64 KiB read.
  */
 import { createServer, type Socket } from 'node:net';

@@ -142,7 +142,7 @@ export class Protocol implements FrameHandler {
   private sentCode: number = CloseCode.NoStatusReceived;
   private sentReason = '';
   /** The connection's close event once known; `closeAnswered` once it has been answered (or needs no answer). */
-  private closing: CloseEvent | null = null;
+  #closeEvent: CloseEvent | null = null;
   private closeAnswered = false;
   private sendingFragmented = false;
   /** The most recent ping not answered yet because the transport's output was backed up (§5.5.3). */
@@ -162,8 +162,8 @@ export class Protocol implements FrameHandler {
 
   /** `open`, `closing` once a close frame was sent or received, `closed` when the connection is over. */
   get state(): ProtocolState {
-    if (this.transportEnded || (this.closeSent && (this.closeReceived || this.closing !== null))) return 'closed';
-    if (this.closeSent || this.closing !== null) return 'closing';
+    if (this.transportEnded || (this.closeSent && (this.closeReceived || this.#closeEvent !== null))) return 'closed';
+    if (this.closeSent || this.#closeEvent !== null) return 'closing';
     return 'open';
   }
 
@@ -174,7 +174,7 @@ export class Protocol implements FrameHandler {
 
   /** Whether `nextEvent()` has something to return now. */
   get hasEvent(): boolean {
-    return this.eventsHead < this.events.length || this.closing !== null;
+    return this.eventsHead < this.events.length || this.#closeEvent !== null;
   }
 
   /** How many received messages are waiting to be pulled. */
@@ -189,12 +189,12 @@ export class Protocol implements FrameHandler {
 
   /** The `close` event once known (pulled or not), else null. */
   get closeEvent(): CloseEvent | null {
-    return this.closing;
+    return this.#closeEvent;
   }
 
   /** Whether the `close` event is known but not yet pulled (and so not yet answered). */
   get closePending(): boolean {
-    return this.closing !== null && !this.closeAnswered;
+    return this.#closeEvent !== null && !this.closeAnswered;
   }
 
   // ---------------------------------------------------------------- input
@@ -204,7 +204,7 @@ export class Protocol implements FrameHandler {
    * unmasked in place). Violations never throw: they become the final `close` event.
    */
   receive(chunk: Buffer): void {
-    if (this.closing !== null || this.transportEnded) return;
+    if (this.#closeEvent !== null || this.transportEnded) return;
     try {
       this.parser.push(chunk);
     } catch (error) {
@@ -232,7 +232,7 @@ export class Protocol implements FrameHandler {
     this.transportEnded = true;
     this.pendingPong = null;
     this.parser.stop();
-    this.closing ??= this.closeSent
+    this.#closeEvent ??= this.closeSent
       ? { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null }
       : { type: 'close', code: CloseCode.AbnormalClosure, reason: '', initiator: 'transport', error: null };
   }
@@ -253,12 +253,12 @@ export class Protocol implements FrameHandler {
       this.queued -= message.byteLength + QUEUED_MESSAGE_OVERHEAD;
       return message;
     }
-    const closing = this.closing;
-    if (closing !== null && !this.closeAnswered) {
+    const closeEvent = this.#closeEvent;
+    if (closeEvent !== null && !this.closeAnswered) {
       this.closeAnswered = true;
-      this.answer(closing);
+      this.answer(closeEvent);
     }
-    return closing ?? undefined;
+    return closeEvent ?? undefined;
   }
 
   /**
@@ -267,23 +267,23 @@ export class Protocol implements FrameHandler {
    * practical"), at the cost of sending nothing more after them.
    */
   answerClose(): void {
-    const closing = this.closing;
-    if (closing === null || this.closeAnswered) return;
+    const closeEvent = this.#closeEvent;
+    if (closeEvent === null || this.closeAnswered) return;
     this.closeAnswered = true;
-    this.answer(closing);
+    this.answer(closeEvent);
   }
 
-  private answer(closing: CloseEvent): void {
+  private answer(closeEvent: CloseEvent): void {
     if (this.transportEnded || this.closeSent) {
       if (this.closeSent && !this.transportEnded) this.sink.endTransport();
       return;
     }
-    if (closing.initiator === 'local') {
+    if (closeEvent.initiator === 'local') {
       // RFC 6455 §7.1.7: fail the connection: send a close frame with the error's code, then close.
-      this.writeClose(closing.code, closing.reason);
+      this.writeClose(closeEvent.code, closeEvent.reason);
     } else {
       // RFC 6455 §5.5.1: reply to a close with a close, echoing the status code (1000 when none came).
-      this.writeClose(closing.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : closing.code, '');
+      this.writeClose(closeEvent.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : closeEvent.code, '');
     }
     this.sink.endTransport();
   }
@@ -292,7 +292,7 @@ export class Protocol implements FrameHandler {
     this.parser.stop();
     this.resetMessage();
     const exception = error instanceof WebSocketException ? error : new InternalError();
-    this.closing = {
+    this.#closeEvent = {
       type: 'close',
       code: exception.code,
       reason: exception.reason,
@@ -478,11 +478,11 @@ export class Protocol implements FrameHandler {
         if (this.closeSent) {
           // RFC 6455 §7.1.1/§7.1.2: this answers our close: the closing handshake is complete, and
           // the close is the one this endpoint started.
-          this.closing = { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null };
+          this.#closeEvent = { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null };
           this.closeAnswered = true;
           this.sink.endTransport();
         } else {
-          this.closing = { type: 'close', code, reason, initiator: 'peer', error: null };
+          this.#closeEvent = { type: 'close', code, reason, initiator: 'peer', error: null };
         }
       }
     }
@@ -568,12 +568,12 @@ export class Protocol implements FrameHandler {
   close(code?: number, reason = ''): void {
     if (this.closeSent || this.transportEnded) return;
     const frame = encodeClose(code, reason, this.masked);
-    const closing = this.closing;
-    if (closing !== null && closing.initiator === 'local') {
+    const closeEvent = this.#closeEvent;
+    if (closeEvent !== null && closeEvent.initiator === 'local') {
       // RFC 6455 §7.1.7: the connection is already failed; the violation's code is what is sent.
       this.discardMessages();
       this.closeAnswered = true;
-      this.answer(closing);
+      this.answer(closeEvent);
       return;
     }
     this.flushPong();
@@ -581,7 +581,7 @@ export class Protocol implements FrameHandler {
     this.sentCode = code ?? CloseCode.NoStatusReceived;
     this.sentReason = reason;
     this.sink.writeFrame(frame, null);
-    if (this.closing !== null) {
+    if (this.#closeEvent !== null) {
       // Our close answers the peer's (or ends a failed connection): pending messages are discarded.
       this.closeAnswered = true;
       this.discardMessages();
@@ -621,8 +621,8 @@ export class Protocol implements FrameHandler {
   /** RFC 6455 §5.5.1: no data frame may follow our close frame. */
   private checkOpen(): void {
     if (this.closeSent || this.transportEnded) {
-      const closing = this.closing;
-      if (closing !== null) throw new WebSocketDisconnect(closing.code, closing.reason, closing.initiator);
+      const closeEvent = this.#closeEvent;
+      if (closeEvent !== null) throw new WebSocketDisconnect(closeEvent.code, closeEvent.reason, closeEvent.initiator);
       throw new WebSocketDisconnect(this.sentCode, this.sentReason, 'local');
     }
   }
