@@ -11,28 +11,11 @@ import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from '../src/index.ts';
 import { encodeFrame, Opcode } from './helpers/raw-client.ts';
-import { deferred, Harness, sleep, until, withTimeout } from './helpers/server.ts';
+import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
 const MESSAGE_SIZE = 64 * 1024;
 const MESSAGE_COUNT = 1024; // 64 MiB in all
 const MAX_QUEUED = 1024 * 1024;
-
-/** Waits until `read()` has not changed for `quiet` ms (bounded by `ms`); returns the value. */
-async function settle(read: () => number, quiet: number, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  let value = read();
-  let since = Date.now();
-  while (Date.now() - since < quiet) {
-    if (Date.now() > deadline) throw new Error(`still moving after ${ms} ms (at ${value})`);
-    await sleep(20);
-    const next = read();
-    if (next !== value) {
-      value = next;
-      since = Date.now();
-    }
-  }
-  return value;
-}
 
 describe('inbound backpressure', () => {
   test('a handler that is not reading stops the server reading; all messages arrive in order later', async (t) => {
@@ -119,6 +102,54 @@ describe('inbound backpressure', () => {
     assert.ok(serverRead < flood.length, `the server read all ${serverRead} bytes of empty messages while paused`);
     start.resolve();
     assert.equal(await withTimeout(done.promise, 10_000, 'reading the empty messages'), count);
+  });
+  test('reading resumes at the low-water mark, not just under the high one (no flapping at the edge)', async (t) => {
+    const h = new Harness(t);
+    const size = 16 * 1024;
+    const high = 256 * 1024;
+    const low = 64 * 1024;
+    const next = { step: deferred() };
+    const received: number[] = [];
+    const wss = new WebSocketServer({ inboundHighWaterMark: high, inboundLowWaterMark: low }).route('/edge', async (ws) => {
+      await ws.accept();
+      for (;;) {
+        await next.step.promise;
+        const message = await ws.receive();
+        received.push(message.data.readUInt32BE(0));
+      }
+    });
+    h.track(wss);
+    const { server: http, port } = await h.httpServer();
+    let serverSocket: Socket | undefined;
+    http.on('upgrade', (_request, socket: Socket) => {
+      serverSocket = socket;
+    });
+    wss.attach(http);
+    const client = await h.rawOpened(port, { path: '/edge', timeout: 10_000 });
+    const payload = Buffer.alloc(size, 0x5b);
+    for (let i = 0; i < 256; i++) {
+      payload.writeUInt32BE(i, 0);
+      client.socket.write(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: Buffer.from([5, 6, 7, 8]) }));
+    }
+    const pausedAt = await settle(() => serverSocket!.bytesRead, 150, 5000);
+    // One message at a time: reading stays stopped while the queue is between the two marks.
+    let resumedAfter = 0;
+    for (let taken = 1; taken <= 64; taken++) {
+      const step = next.step;
+      next.step = deferred();
+      step.resolve();
+      await until(() => received.length === taken, 2000, `message ${taken}`);
+      await sleep(30);
+      if (serverSocket!.bytesRead !== pausedAt) {
+        resumedAfter = taken;
+        break;
+      }
+    }
+    t.diagnostic(`paused after reading ${pausedAt} bytes; resumed after the handler took ${resumedAfter} messages`);
+    assert.ok(pausedAt < 256 * (size + 14), 'the server paused');
+    // Above the low mark after each of the first receives: (high - low) / (size + 64) messages at least.
+    assert.ok(resumedAfter >= Math.floor((high - low) / (size + 64)), `resumed after ${resumedAfter} messages`);
+    assert.deepEqual(received, Array.from({ length: resumedAfter }, (_, i) => i));
   });
 });
 

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { SlowConsumer, WebSocketDisconnect, WebSocketServer, type Handler, type ServerOptions, type WebSocket } from '../src/index.ts';
 import { encodeFrame, Opcode, parseClosePayload, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
-import { deferred, Harness, sleep, until, withTimeout } from './helpers/server.ts';
+import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
 const KiB = 1024;
 const MASK = Buffer.from([0x11, 0x22, 0x33, 0x44]);
@@ -30,23 +30,6 @@ async function observedServer(h: Harness, options: ServerOptions, handler: Handl
   http.on('upgrade', (_request, socket: Socket) => sockets.push(socket));
   wss.attach(http);
   return { wss, port, sockets };
-}
-
-/** Waits until `read()` has not changed for `quiet` ms (bounded by `ms`); returns the value. */
-async function settle(read: () => number, quiet: number, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  let value = read();
-  let since = Date.now();
-  while (Date.now() - since < quiet) {
-    if (Date.now() > deadline) throw new Error(`still moving after ${ms} ms (at ${value})`);
-    await sleep(10);
-    const next = read();
-    if (next !== value) {
-      value = next;
-      since = Date.now();
-    }
-  }
-  return value;
 }
 
 /** Whether `socket` emits 'drain' within `ms`. */

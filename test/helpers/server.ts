@@ -48,6 +48,23 @@ export async function until(condition: () => boolean, ms: number, what: string):
   }
 }
 
+/** Waits until `read()` has not changed for `quiet` ms (bounded by `ms`); returns the value. */
+export async function settle(read: () => number, quiet: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let value = read();
+  let since = Date.now();
+  while (Date.now() - since < quiet) {
+    if (Date.now() > deadline) throw new Error(`still moving after ${ms} ms (at ${value})`);
+    await sleep(10);
+    const next = read();
+    if (next !== value) {
+      value = next;
+      since = Date.now();
+    }
+  }
+  return value;
+}
+
 /**
  * Asserts a complete refusal: the status, a body of exactly Content-Length bytes, `Connection: close`,
  * and then the end of the connection with nothing after the body.
