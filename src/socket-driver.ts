@@ -107,7 +107,8 @@ export class SocketDriver implements ProtocolSink {
   private held: HeldSend | null = null;
   /** Output bytes the OS had taken at the last heartbeat: unchanged with output waiting = a stalled peer. */
   private flushedAtBeat = 0;
-  private socketError: Error | null = null;
+  /** The socket error that ended the connection, if any (the `cause` of its 1006). */
+  socketError: Error | null = null;
 
   constructor(socket: Duplex, head: Buffer, settings: ConnectionSettings, owner: DriverOwner) {
     this.socket = socket;
@@ -535,7 +536,10 @@ export class SocketDriver implements ProtocolSink {
   private notOpenError(): Error {
     if (this.protocol !== null) {
       const closeEvent = this.protocol.closeEvent;
-      if (closeEvent !== null) return new WebSocketDisconnect(closeEvent.code, closeEvent.reason, closeEvent.initiator);
+      if (closeEvent !== null) {
+        const cause = closeEvent.initiator === 'transport' ? (this.socketError ?? undefined) : undefined;
+        return new WebSocketDisconnect(closeEvent.code, closeEvent.reason, closeEvent.initiator, cause);
+      }
     }
     return (this.flags & (REFUSED | SOCKET_CLOSED)) !== 0
       ? new WebSocketDisconnect(CloseCode.AbnormalClosure, '', 'transport', this.socketError ?? undefined)

@@ -79,8 +79,6 @@ export class WebSocket implements AsyncIterable<Message> {
   private parsedCookies: Readonly<Record<string, string>> | null = null;
   /** The connection's close event once the handler has been told (or the socket closed). */
   private closeEvent: CloseEvent | null = null;
-  /** The socket error that ended the connection, given as `cause` of the disconnect. */
-  private transportError: Error | null = null;
   private waiters: Waiter[] = [];
   private closedPromise: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
@@ -354,7 +352,6 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** @internal The socket closed: the last events, the close, and the server is told. */
   closeTransport(error: Error | null): void {
-    this.transportError = error;
     const closeEvent = this.#driver.protocol?.closeEvent ?? null;
     if (this.closeEvent === null && closeEvent !== null) this.settle(closeEvent);
     const final = this.closeEvent;
@@ -383,8 +380,9 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   private disconnect(event: CloseEvent | null): WebSocketDisconnect {
-    if (event === null) return new WebSocketDisconnect(CloseCode.AbnormalClosure, '', 'transport', this.transportError ?? undefined);
-    const cause = event.initiator === 'transport' ? (this.transportError ?? undefined) : undefined;
+    const socketError = this.#driver.socketError ?? undefined;
+    if (event === null) return new WebSocketDisconnect(CloseCode.AbnormalClosure, '', 'transport', socketError);
+    const cause = event.initiator === 'transport' ? socketError : undefined;
     return new WebSocketDisconnect(event.code, event.reason, event.initiator, cause);
   }
 }

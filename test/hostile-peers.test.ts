@@ -438,3 +438,37 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     assert.deepEqual([code, reason], [1001, 'idle timeout']);
   });
 });
+
+describe('a peer that resets the connection', () => {
+  test('the socket error reaches onError; the handler sees 1006 from the transport, with the error as cause', async (t) => {
+    const h = new Harness(t);
+    const reported = deferred<{ error: unknown; ws: WebSocket }>();
+    const disconnect = deferred<unknown>();
+    const { port } = await observedServer(
+      h,
+      { onError: (error, ws) => reported.resolve({ error, ws }) },
+      async (ws) => {
+        await ws.accept();
+        try {
+          for await (const message of ws) await ws.send(message);
+        } catch (error) {
+          disconnect.resolve(error);
+        }
+      },
+    );
+    const client = await h.rawOpened(port, { timeout: 10_000 });
+    await client.sendText('hello');
+    assert.equal((await client.readFrame()).payload.toString(), 'hello');
+    // Unread data on the client's side makes the close a TCP reset; a frame in flight to the server
+    // makes it read (and fail) at once.
+    await client.sendText('unanswered');
+    client.reset();
+    const { error } = await withTimeout(reported.promise, 5000, 'onError receiving the socket error');
+    assert.ok(['ECONNRESET', 'EPIPE'].includes(String((error as { code?: unknown }).code)), String(error));
+    const seen = await withTimeout(disconnect.promise, 5000, 'the handler seeing the disconnect');
+    assert.ok(seen instanceof WebSocketDisconnect);
+    assert.equal(seen.code, 1006);
+    assert.equal(seen.initiator, 'transport');
+    assert.equal(seen.cause, error);
+  });
+});
