@@ -31,8 +31,8 @@ export interface DriverOwner {
   /** A ping arrived (its pong is written when the read has been parsed). */
   emitPing(payload: Buffer): void;
   emitPong(payload: Buffer): void;
-  /** The socket has closed; `error` is the socket error that closed it, if any. */
-  closeTransport(error: Error | null): void;
+  /** The socket has closed (`socketError` says whether an error closed it). */
+  closeTransport(): void;
 }
 
 /** `connecting` until accepted or refused; `open`; `closing` after a close frame either way; `closed`. */
@@ -217,7 +217,7 @@ export class SocketDriver implements ProtocolSink {
     const protocol = this.protocol;
     if (protocol === null) return rejection(this.notOpenError());
     // A connection no longer open goes on to the write, which rejects with the disconnect.
-    if ((this.held !== null || this.overLimit()) && protocol.state === 'open') {
+    if (this.saturated() && protocol.state === 'open') {
       if (this.held === null) {
         const promise = new Promise<void>((resolve, reject) => {
           this.held = { data, resolve, reject };
@@ -241,7 +241,7 @@ export class SocketDriver implements ProtocolSink {
   deliver(prepared: PreparedMessage): Delivery {
     const protocol = this.protocol;
     if (protocol === null || protocol.state !== 'open') return 'not-open';
-    if (this.held !== null || this.overLimit()) {
+    if (this.saturated()) {
       if (this.settings.slowConsumer === 'close') {
         this.closeSlowConsumer();
         return 'closed';
@@ -260,7 +260,7 @@ export class SocketDriver implements ProtocolSink {
   ping(payload: Uint8Array | undefined): Promise<void> {
     const protocol = this.protocol;
     if (protocol === null) return rejection(this.notOpenError());
-    if ((this.held !== null || this.overLimit()) && protocol.state === 'open') return this.refuseSlowConsumer();
+    if (this.saturated() && protocol.state === 'open') return this.refuseSlowConsumer();
     try {
       protocol.ping(payload);
     } catch (error) {
@@ -443,7 +443,7 @@ export class SocketDriver implements ProtocolSink {
     const waiters = this.drainWaiters;
     this.drainWaiters = null;
     if (waiters !== null) for (const resolve of waiters) resolve();
-    this.owner.closeTransport(this.socketError);
+    this.owner.closeTransport();
   }
 
   handleReplyGrace(): void {
@@ -503,7 +503,9 @@ export class SocketDriver implements ProtocolSink {
     this.listenForDrain();
   }
 
-  private overLimit(): boolean {
+  /** Over the hard limit, or a send is already held for the drain: a further send meets the policy. */
+  private saturated(): boolean {
+    if (this.held !== null) return true;
     const socket = this.socket;
     return socket.writableLength > this.settings.maxBufferedAmount && socket.writableNeedDrain;
   }

@@ -351,7 +351,8 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   /** @internal The socket closed: the last events, the close, and the server is told. */
-  closeTransport(error: Error | null): void {
+  closeTransport(): void {
+    const error = this.#driver.socketError;
     const closeEvent = this.#driver.protocol?.closeEvent ?? null;
     if (this.closeEvent === null && closeEvent !== null) this.settle(closeEvent);
     const final = this.closeEvent;

@@ -7,9 +7,8 @@
  *   client does not read.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { WebSocketServer, type WebSocket } from '../src/index.ts';
+import type { WebSocket } from '../src/index.ts';
 import { encodeFrame, Opcode } from './helpers/raw-client.ts';
 import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
@@ -22,7 +21,7 @@ describe('inbound backpressure', () => {
     const h = new Harness(t);
     const start = deferred();
     const done = deferred<{ count: number; inOrder: boolean }>();
-    const wss = new WebSocketServer({ inboundHighWaterMark: MAX_QUEUED }).route('/flood', async (ws) => {
+    const { port, sockets } = await h.observed({ inboundHighWaterMark: MAX_QUEUED }, async (ws) => {
       await ws.accept();
       await start.promise;
       let count = 0;
@@ -35,14 +34,6 @@ describe('inbound backpressure', () => {
       done.resolve({ count, inOrder });
       await ws.send('all received');
     });
-    h.track(wss);
-    const { server: http, port } = await h.httpServer();
-    // Observe the server side of the connection (nothing new exposed: the upgrade event's socket).
-    let serverSocket: Socket | undefined;
-    http.on('upgrade', (_request, socket: Socket) => {
-      serverSocket = socket;
-    });
-    wss.attach(http);
 
     const client = await h.rawOpened(port, { path: '/flood', timeout: 10_000 });
     const frames: Buffer[] = [];
@@ -55,7 +46,7 @@ describe('inbound backpressure', () => {
     // Flood without waiting: Node buffers what the kernel does not take.
     for (const frame of frames) client.socket.write(frame);
 
-    const serverRead = await settle(() => serverSocket!.bytesRead, 200, 5000);
+    const serverRead = await settle(() => sockets[0]!.bytesRead, 200, 5000);
     const clientSent = client.socket.bytesWritten - client.socket.writableLength;
     t.diagnostic(`server read ${serverRead} bytes, kernel took ${clientSent} of ${total}`);
     // The server holds at most inboundHighWaterMark plus a message or two and a socket read in flight.
@@ -67,7 +58,7 @@ describe('inbound backpressure', () => {
     start.resolve();
     const result = await withTimeout(done.promise, 10_000, 'the handler reading the flood');
     assert.deepEqual(result, { count: MESSAGE_COUNT, inOrder: true });
-    assert.equal(serverSocket!.bytesRead >= total, true);
+    assert.equal(sockets[0]!.bytesRead >= total, true);
     assert.equal((await client.readFrame()).payload.toString(), 'all received');
   });
 
@@ -76,7 +67,7 @@ describe('inbound backpressure', () => {
     const start = deferred();
     const done = deferred<number>();
     const count = 200_000;
-    const wss = new WebSocketServer({ inboundHighWaterMark: 64 * 1024 }).route('/empty', async (ws) => {
+    const { port, sockets } = await h.observed({ inboundHighWaterMark: 64 * 1024 }, async (ws) => {
       await ws.accept();
       await start.promise;
       let received = 0;
@@ -86,18 +77,11 @@ describe('inbound backpressure', () => {
       }
       done.resolve(received);
     });
-    h.track(wss);
-    const { server: http, port } = await h.httpServer();
-    let serverSocket: Socket | undefined;
-    http.on('upgrade', (_request, socket: Socket) => {
-      serverSocket = socket;
-    });
-    wss.attach(http);
     const client = await h.rawOpened(port, { path: '/empty', timeout: 10_000 });
     const one = encodeFrame({ opcode: Opcode.Binary, maskKey: Buffer.from([0, 0, 0, 0]) });
     const flood = Buffer.concat(Array.from({ length: count }, () => one)); // 1.2 MB of 6-byte frames
     client.socket.write(flood);
-    const serverRead = await settle(() => serverSocket!.bytesRead, 200, 5000);
+    const serverRead = await settle(() => sockets[0]!.bytesRead, 200, 5000);
     t.diagnostic(`server read ${serverRead} of ${flood.length} bytes`);
     assert.ok(serverRead < flood.length, `the server read all ${serverRead} bytes of empty messages while paused`);
     start.resolve();
@@ -110,7 +94,7 @@ describe('inbound backpressure', () => {
     const low = 64 * 1024;
     const next = { step: deferred() };
     const received: number[] = [];
-    const wss = new WebSocketServer({ inboundHighWaterMark: high, inboundLowWaterMark: low }).route('/edge', async (ws) => {
+    const { port, sockets } = await h.observed({ inboundHighWaterMark: high, inboundLowWaterMark: low }, async (ws) => {
       await ws.accept();
       for (;;) {
         await next.step.promise;
@@ -118,20 +102,13 @@ describe('inbound backpressure', () => {
         received.push(message.data.readUInt32BE(0));
       }
     });
-    h.track(wss);
-    const { server: http, port } = await h.httpServer();
-    let serverSocket: Socket | undefined;
-    http.on('upgrade', (_request, socket: Socket) => {
-      serverSocket = socket;
-    });
-    wss.attach(http);
     const client = await h.rawOpened(port, { path: '/edge', timeout: 10_000 });
     const payload = Buffer.alloc(size, 0x5b);
     for (let i = 0; i < 256; i++) {
       payload.writeUInt32BE(i, 0);
       client.socket.write(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: Buffer.from([5, 6, 7, 8]) }));
     }
-    const pausedAt = await settle(() => serverSocket!.bytesRead, 150, 5000);
+    const pausedAt = await settle(() => sockets[0]!.bytesRead, 150, 5000);
     // One message at a time: reading stays stopped while the queue is between the two marks.
     let resumedAfter = 0;
     for (let taken = 1; taken <= 64; taken++) {
@@ -140,7 +117,7 @@ describe('inbound backpressure', () => {
       step.resolve();
       await until(() => received.length === taken, 2000, `message ${taken}`);
       await sleep(30);
-      if (serverSocket!.bytesRead !== pausedAt) {
+      if (sockets[0]!.bytesRead !== pausedAt) {
         resumedAfter = taken;
         break;
       }
@@ -157,25 +134,18 @@ describe('inbound backpressure and timers', () => {
   test('a connection paused because its handler is behind is not closed by the heartbeat or idle timeout', async (t) => {
     const h = new Harness(t);
     const start = deferred();
-    const wss = new WebSocketServer({ inboundHighWaterMark: 64 * 1024, heartbeatInterval: 100, idleTimeout: 250 }).route(
-      '/slow',
+    const { port, sockets } = await h.observed(
+      { inboundHighWaterMark: 64 * 1024, heartbeatInterval: 100, idleTimeout: 250 },
       async (ws) => {
         await ws.accept();
         await start.promise;
         for await (const message of ws) await ws.send(message);
       },
     );
-    h.track(wss);
-    const { server: http, port } = await h.httpServer();
-    let serverSocket: Socket | undefined;
-    http.on('upgrade', (_request, socket: Socket) => {
-      serverSocket = socket;
-    });
-    wss.attach(http);
     const client = await h.rawOpened(port, { path: '/slow', timeout: 10_000 });
     const payload = Buffer.alloc(16 * 1024, 1);
     for (let i = 0; i < 64; i++) client.socket.write(encodeFrame({ opcode: Opcode.Binary, payload, maskKey: Buffer.from([9, 8, 7, 6]) }));
-    await settle(() => serverSocket!.bytesRead, 200, 5000);
+    await settle(() => sockets[0]!.bytesRead, 200, 5000);
     // Paused for 6 heartbeat intervals and 2 idle timeouts: the server sends nothing at all.
     await client.expectSilence(600); // fails on any byte: a ping or a close
     start.resolve();

@@ -14,23 +14,12 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { SlowConsumer, WebSocketDisconnect, WebSocketServer, type Handler, type ServerOptions, type WebSocket } from '../src/index.ts';
+import { SlowConsumer, WebSocketDisconnect, type BroadcastResult, type Handler, type WebSocket, type WebSocketServer } from '../src/index.ts';
 import { encodeFrame, Opcode, parseClosePayload, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
 import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
 const KiB = 1024;
 const MASK = Buffer.from([0x11, 0x22, 0x33, 0x44]);
-
-/** A server whose server-side sockets the test can observe (the upgrade event's socket: nothing new exposed). */
-async function observedServer(h: Harness, options: ServerOptions, handler: Handler) {
-  const wss = new WebSocketServer(options).route('*', handler);
-  h.track(wss);
-  const { server: http, port } = await h.httpServer();
-  const sockets: Socket[] = [];
-  http.on('upgrade', (_request, socket: Socket) => sockets.push(socket));
-  wss.attach(http);
-  return { wss, port, sockets };
-}
 
 /** Whether `socket` emits 'drain' within `ms`. */
 function drainedWithin(socket: Socket, ms: number): Promise<boolean> {
@@ -60,6 +49,25 @@ async function readUntilClose(client: RawClient, timeout = 5000): Promise<{ fram
   }
 }
 
+/**
+ * Broadcasts `chunk` (to the connections `filter` accepts) until a connection is refused by the
+ * slow-consumer policy; every broadcast before that must have been written. Returns how many were
+ * written and the refusing broadcast's result.
+ */
+async function fillUntilRefused(
+  wss: WebSocketServer,
+  chunk: Buffer,
+  filter?: (ws: WebSocket) => boolean,
+): Promise<{ fills: number; refusal: BroadcastResult }> {
+  for (let fills = 0; fills < 10_000; fills++) {
+    const result = wss.broadcast(chunk, filter);
+    if (result.skipped + result.closed > 0) return { fills, refusal: result };
+    assert.deepEqual(result, { sent: 1, skipped: 0, closed: 0 });
+    await turn();
+  }
+  throw new Error('the connection was never over the limit');
+}
+
 const echo: Handler = async (ws) => {
   await ws.accept();
   for await (const message of ws) await ws.send(message);
@@ -69,7 +77,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
   test('1. a ping flood from a peer that never reads: reading stops, one pong is pending, every ping answered in order at most once', async (t) => {
     const h = new Harness(t);
     const outboundHighWaterMark = 32 * KiB;
-    const { port, sockets } = await observedServer(h, { outboundHighWaterMark, maxBufferedAmount: 64 * KiB }, echo);
+    const { port, sockets } = await h.observed({ outboundHighWaterMark, maxBufferedAmount: 64 * KiB }, echo);
     const client = await h.rawOpened(port, { timeout: 10_000 });
     client.pause();
     const server = sockets[0]!;
@@ -122,9 +130,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
   test('2a. broadcast to 100 connections, one never reads: the others get every message, the slow one is skipped and counted', async (t) => {
     const h = new Harness(t);
     const maxBufferedAmount = 256 * KiB;
-    const { wss, port, sockets } = await observedServer(
-      h,
-      { maxBufferedAmount, outboundHighWaterMark: 64 * KiB },
+    const { server: wss, port, sockets } = await h.observed({ maxBufferedAmount, outboundHighWaterMark: 64 * KiB },
       async (ws) => {
         await ws.accept();
         for await (const _ of ws);
@@ -141,15 +147,8 @@ describe('hostile peers: every byte the server writes is bounded', () => {
 
     // Fill the slow one (and only it) until the server refuses to buffer more for it.
     const chunk = Buffer.alloc(32 * KiB, 0x61);
-    let fills = 0;
-    for (;;) {
-      const result = wss.broadcast(chunk, (ws) => ws === slowWs);
-      if (result.skipped === 1) break;
-      assert.deepEqual(result, { sent: 1, skipped: 0, closed: 0 });
-      fills++;
-      assert.ok(fills < 10_000, 'the slow connection was never over the limit');
-      await turn();
-    }
+    const { fills, refusal } = await fillUntilRefused(wss, chunk, (ws) => ws === slowWs);
+    assert.deepEqual(refusal, { sent: 0, skipped: 1, closed: 0 });
     const bufferedAtLimit = slowServer.writableLength;
     t.diagnostic(`slow connection over the limit after ${fills} messages; ${bufferedAtLimit} bytes buffered`);
     assert.ok(bufferedAtLimit > maxBufferedAmount, 'skipped only once over the limit');
@@ -181,9 +180,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     const h = new Harness(t);
     const maxBufferedAmount = 128 * KiB;
     const closed = deferred<WebSocketDisconnect>();
-    const { wss, port } = await observedServer(
-      h,
-      { maxBufferedAmount, outboundHighWaterMark: 64 * KiB, slowConsumer: 'close', closeTimeout: 5000 },
+    const { server: wss, port } = await h.observed({ maxBufferedAmount, outboundHighWaterMark: 64 * KiB, slowConsumer: 'close', closeTimeout: 5000 },
       async (ws) => {
         await ws.accept();
         try {
@@ -199,15 +196,8 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     const [fastWs, slowWs] = [...wss.clients] as [WebSocket, WebSocket];
     slow.pause();
     const chunk = Buffer.alloc(32 * KiB, 0x62);
-    let fills = 0;
-    for (;;) {
-      const result = wss.broadcast(chunk, (ws) => ws === slowWs);
-      if (result.closed === 1) break;
-      assert.deepEqual(result, { sent: 1, skipped: 0, closed: 0 });
-      fills++;
-      assert.ok(fills < 10_000, 'the slow connection was never over the limit');
-      await turn();
-    }
+    const { fills, refusal } = await fillUntilRefused(wss, chunk, (ws) => ws === slowWs);
+    assert.deepEqual(refusal, { sent: 0, skipped: 0, closed: 1 });
     assert.equal(slowWs.state, 'closing');
     // The fast one is untouched; the slow one is no longer open, so later broadcasts pass it by.
     assert.deepEqual(wss.broadcast('after'), { sent: 1, skipped: 0, closed: 0 });
@@ -227,7 +217,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
   test('3. an event-API handler echoing with fire-and-forget send() to a peer that never reads: bounded, nothing lost', async (t) => {
     const h = new Harness(t);
     const outboundHighWaterMark = 128 * KiB;
-    const { port, sockets } = await observedServer(h, { outboundHighWaterMark, maxBufferedAmount: 512 * KiB }, async (ws) => {
+    const { port, sockets } = await h.observed({ outboundHighWaterMark, maxBufferedAmount: 512 * KiB }, async (ws) => {
       ws.on('message', (message) => {
         void ws.send(message); // not awaited: the pattern ws users write
       });
@@ -268,7 +258,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     t.after(() => process.off('unhandledRejection', onUnhandled));
     const outcome = deferred<{ refused: number; bufferedMax: number }>();
     const closed = deferred();
-    const { port } = await observedServer(h, { maxBufferedAmount, outboundHighWaterMark: 64 * KiB }, async (ws) => {
+    const { port } = await h.observed({ maxBufferedAmount, outboundHighWaterMark: 64 * KiB }, async (ws) => {
       ws.on('close', () => closed.resolve());
       await ws.accept();
       await ws.receive(); // the client's go
@@ -305,7 +295,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     const h = new Harness(t);
     const state = { resolved: false };
     const go = deferred();
-    const { wss, port } = await observedServer(h, { maxBufferedAmount: 128 * KiB, outboundHighWaterMark: 64 * KiB }, async (ws) => {
+    const { server: wss, port } = await h.observed({ maxBufferedAmount: 128 * KiB, outboundHighWaterMark: 64 * KiB }, async (ws) => {
       await ws.accept();
       await go.promise;
       await ws.send('after the flood');
@@ -316,12 +306,8 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     client.pause();
     await until(() => [...wss.clients].some((ws) => ws.state === 'open'), 5000, 'open');
     const chunk = Buffer.alloc(32 * KiB, 0x68);
-    let fills = 0;
-    while (wss.broadcast(chunk).skipped === 0) {
-      fills++;
-      assert.ok(fills < 10_000, 'never over the limit');
-      await turn();
-    }
+    const { fills, refusal } = await fillUntilRefused(wss, chunk);
+    assert.deepEqual(refusal, { sent: 0, skipped: 1, closed: 0 });
     go.resolve();
     await sleep(100);
     assert.equal(state.resolved, false, 'the awaited send waits while the peer does not read');
@@ -337,9 +323,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     const closeTimeout = 300;
     const timeline = { replied: 0, closed: 0 };
     const closed = deferred();
-    const { port, sockets } = await observedServer(
-      h,
-      { closeTimeout, outboundHighWaterMark: 64 * KiB, maxBufferedAmount: 256 * KiB },
+    const { port, sockets } = await h.observed({ closeTimeout, outboundHighWaterMark: 64 * KiB, maxBufferedAmount: 256 * KiB },
       async (ws) => {
         await ws.accept();
         ws.on('close', () => {
@@ -373,7 +357,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
   test('6a. the heartbeat closes a peer that never reads: close frame 1011 "heartbeat timeout" on the wire', async (t) => {
     const h = new Harness(t);
     const disconnect = deferred<WebSocketDisconnect>();
-    const { port } = await observedServer(h, { heartbeatInterval: 100, closeTimeout: 300 }, async (ws) => {
+    const { port } = await h.observed({ heartbeatInterval: 100, closeTimeout: 300 }, async (ws) => {
       await ws.accept();
       try {
         await ws.receive();
@@ -397,9 +381,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     const heartbeatInterval = 100;
     const closeTimeout = 200;
     const closed = deferred<[number, string]>();
-    const { port, sockets } = await observedServer(
-      h,
-      { heartbeatInterval, closeTimeout, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
+    const { port, sockets } = await h.observed({ heartbeatInterval, closeTimeout, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
       async (ws) => {
         ws.on('close', (code, reason) => closed.resolve([code, reason]));
         await echo(ws);
@@ -421,9 +403,7 @@ describe('hostile peers: every byte the server writes is bounded', () => {
   test('6c. the idle timeout closes a peer that never reads (1001 "idle timeout")', async (t) => {
     const h = new Harness(t);
     const closed = deferred<[number, string]>();
-    const { port, sockets } = await observedServer(
-      h,
-      { idleTimeout: 300, closeTimeout: 200, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
+    const { port, sockets } = await h.observed({ idleTimeout: 300, closeTimeout: 200, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
       async (ws) => {
         ws.on('close', (code, reason) => closed.resolve([code, reason]));
         await echo(ws);
@@ -444,9 +424,7 @@ describe('a peer that resets the connection', () => {
     const h = new Harness(t);
     const reported = deferred<{ error: unknown; ws: WebSocket }>();
     const disconnect = deferred<unknown>();
-    const { port } = await observedServer(
-      h,
-      { onError: (error, ws) => reported.resolve({ error, ws }) },
+    const { port } = await h.observed({ onError: (error, ws) => reported.resolve({ error, ws }) },
       async (ws) => {
         await ws.accept();
         try {

@@ -182,11 +182,6 @@ export class PreparedMessage {
     this.header = header;
     this.payload = payload;
   }
-
-  /** The frame's size on the wire. */
-  get byteLength(): number {
-    return this.header.length + (this.payload?.length ?? 0);
-  }
 }
 
 /** Encodes a server-role (unmasked) message once: a string is a text message, bytes a binary one. */

@@ -576,11 +576,7 @@ export class Protocol implements FrameHandler {
       this.answer(closeEvent);
       return;
     }
-    this.flushPong();
-    this.closeSent = true;
-    this.sentCode = code ?? CloseCode.NoStatusReceived;
-    this.sentReason = reason;
-    this.sink.writeFrame(frame, null);
+    this.writeClose(code ?? CloseCode.NoStatusReceived, reason, frame);
     if (this.#closeEvent !== null) {
       // Our close answers the peer's (or ends a failed connection): pending messages are discarded.
       this.closeAnswered = true;
@@ -595,13 +591,14 @@ export class Protocol implements FrameHandler {
     this.queued = 0;
   }
 
-  private writeClose(code: number, reason: string): void {
+  /** `frame` is given when the caller encoded it first, to refuse a bad code before changing state. */
+  private writeClose(code: number, reason: string, frame: Buffer = encodeClose(code, reason, this.masked)): void {
     // A ping that came before is answered before the close frame (§5.5.1: nothing after it).
     this.flushPong();
     this.closeSent = true;
     this.sentCode = code;
     this.sentReason = reason;
-    this.sink.writeFrame(encodeClose(code, reason, this.masked), null);
+    this.sink.writeFrame(frame, null);
   }
 
   private sendControl(opcode: number, payload: Uint8Array): void {

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import { serve, type Handler, type ServerOptions, type WebSocketServer } from '../../src/index.ts';
+import { serve, WebSocketServer, type Handler, type ServerOptions } from '../../src/index.ts';
 import { DEFAULT_TIMEOUT, RawClient, type ConnectOptions, type HttpResponse, type OpenOptions } from './raw-client.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -215,6 +215,20 @@ export class Harness {
   /** Registers a server the test started some other way (attached ones), to close it afterwards. */
   track(server: WebSocketServer): void {
     this.servers.add(server);
+  }
+
+  /**
+   * A server with one handler for every path whose server-side sockets the test can observe (from the
+   * `upgrade` event of the http.Server it is attached to: nothing new exposed), in connection order.
+   */
+  async observed(options: ServerOptions, handler: Handler): Promise<{ server: WebSocketServer; port: number; sockets: Socket[] }> {
+    const server = new WebSocketServer(options).route('*', handler);
+    this.track(server);
+    const { server: http, port } = await this.httpServer();
+    const sockets: Socket[] = [];
+    http.on('upgrade', (_request, socket: Socket) => sockets.push(socket));
+    server.attach(http);
+    return { server, port, sockets };
   }
 
   /** A plain `http.Server` on 127.0.0.1:0, closed afterwards. */
