@@ -13,8 +13,8 @@
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { describe, test } from 'node:test';
-import { SlowConsumer, WebSocketDisconnect, type BroadcastResult, type Handler, type WebSocket, type WebSocketServer } from '../src/index.ts';
+import { describe, test, type TestContext } from 'node:test';
+import { SlowConsumer, WebSocketDisconnect, type BroadcastResult, type Handler, type ServerOptions, type WebSocket, type WebSocketServer } from '../src/index.ts';
 import { encodeFrame, Opcode, parseClosePayload, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
 import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
@@ -376,12 +376,16 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     assert.deepEqual(parseClosePayload(close.payload), { code: 1011, reason: 'heartbeat timeout' });
   });
 
-  test('6b. the heartbeat closes a peer that never reads even while the handler is blocked sending to it', async (t) => {
+  /**
+   * An echo server with `options`, flooded by a client that never reads: far more than the kernel
+   * buffers take, so the echoes stall, the handler blocks in send(), the queue fills and reading stops
+   * both ways. Resolves with the close event's code and reason once the server has dropped it.
+   */
+  async function dropNeverReadingPeer(t: TestContext, options: ServerOptions): Promise<[number, string]> {
     const h = new Harness(t);
-    const heartbeatInterval = 100;
-    const closeTimeout = 200;
     const closed = deferred<[number, string]>();
-    const { port, sockets } = await h.observed({ heartbeatInterval, closeTimeout, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
+    const { port, sockets } = await h.observed(
+      { ...options, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
       async (ws) => {
         ws.on('close', (code, reason) => closed.resolve([code, reason]));
         await echo(ws);
@@ -389,33 +393,21 @@ describe('hostile peers: every byte the server writes is bounded', () => {
     );
     const client = await h.rawOpened(port, { timeout: 10_000 });
     client.pause();
-    // Far more than the kernel buffers take: the echoes stall, the handler blocks in send(), the
-    // queue fills and reading stops (both ways paused).
     const frame = encodeFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(64 * KiB, 0x66), maskKey: MASK });
     for (let i = 0; i < 1024; i++) client.socket.write(frame);
     const startedAt = Date.now();
-    const [code, reason] = await withTimeout(closed.promise, 10_000, 'the heartbeat dropping a peer that never reads');
-    t.diagnostic(`dropped ${Date.now() - startedAt} ms after the flood began, reported as ${code} ${reason}`);
+    const result = await withTimeout(closed.promise, 10_000, 'the server dropping a peer that never reads');
+    t.diagnostic(`dropped ${Date.now() - startedAt} ms after the flood began, reported as ${result.join(' ')}`);
     assert.ok(sockets[0]!.destroyed);
-    assert.deepEqual([code, reason], [1011, 'heartbeat timeout']);
+    return result;
+  }
+
+  test('6b. the heartbeat closes a peer that never reads even while the handler is blocked sending to it', async (t) => {
+    assert.deepEqual(await dropNeverReadingPeer(t, { heartbeatInterval: 100, closeTimeout: 200 }), [1011, 'heartbeat timeout']);
   });
 
   test('6c. the idle timeout closes a peer that never reads (1001 "idle timeout")', async (t) => {
-    const h = new Harness(t);
-    const closed = deferred<[number, string]>();
-    const { port, sockets } = await h.observed({ idleTimeout: 300, closeTimeout: 200, inboundHighWaterMark: 64 * KiB, outboundHighWaterMark: 64 * KiB },
-      async (ws) => {
-        ws.on('close', (code, reason) => closed.resolve([code, reason]));
-        await echo(ws);
-      },
-    );
-    const client = await h.rawOpened(port, { timeout: 10_000 });
-    client.pause();
-    const frame = encodeFrame({ opcode: Opcode.Binary, payload: Buffer.alloc(64 * KiB, 0x67), maskKey: MASK });
-    for (let i = 0; i < 1024; i++) client.socket.write(frame);
-    const [code, reason] = await withTimeout(closed.promise, 10_000, 'the idle timeout dropping a peer that never reads');
-    assert.ok(sockets[0]!.destroyed);
-    assert.deepEqual([code, reason], [1001, 'idle timeout']);
+    assert.deepEqual(await dropNeverReadingPeer(t, { idleTimeout: 300, closeTimeout: 200 }), [1001, 'idle timeout']);
   });
 });
 
