@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID } from './constants.ts';
 import { HandshakeError, type HttpHeaders } from './errors.ts';
+import { parseExtensionHeader, type ExtensionOffer } from './protocol/extension-header.ts';
 
 /** Request headers as Node's `IncomingMessage.headers` holds them: lower-case names. */
 export type RequestHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -25,8 +26,11 @@ export interface UpgradeRequest {
   readonly key: string;
   /** Sec-WebSocket-Protocol values in the client's order of preference (§4.1, §11.3.4). */
   readonly protocols: readonly string[];
-  /** Names of the extensions offered in Sec-WebSocket-Extensions (none are accepted yet). */
-  readonly extensions: readonly string[];
+  /**
+   * The extensions offered in Sec-WebSocket-Extensions, in order, with their parameters (RFC 6455
+   * §9.1). A malformed element is kept, marked, for the negotiation to skip: it never refuses the handshake.
+   */
+  readonly extensions: readonly ExtensionOffer[];
   /** The Origin header, if any (§10.2: a server may refuse origins it does not trust). */
   readonly origin: string | undefined;
   readonly host: string;
@@ -103,9 +107,7 @@ export function parseUpgradeRequest(request: RequestHead): UpgradeRequest {
   for (const protocol of protocols) {
     if (!TOKEN.test(protocol)) throw new HandshakeError(400, 'Sec-WebSocket-Protocol contains an invalid value');
   }
-  const extensions = splitHeaderList(headerValue(headers, 'sec-websocket-extensions')).map(
-    (offer) => offer.split(';', 1)[0]!.trim().toLowerCase(),
-  );
+  const extensions = parseExtensionHeader(headerValue(headers, 'sec-websocket-extensions'));
   return { key, protocols, extensions, origin: headerValue(headers, 'origin'), host };
 }
 
@@ -157,10 +159,11 @@ const RESERVED_RESPONSE_HEADERS = new Set([
 ]);
 
 /**
- * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5). No Sec-WebSocket-Extensions header
- * is sent: offered extensions are declined by leaving them out (§9.1).
+ * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5). `extensions` is the
+ * Sec-WebSocket-Extensions value of the extensions accepted (see `negotiateDeflate`); without it the
+ * header is left out, which declines every offered extension (§9.1).
  */
-export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}): string {
+export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}, extensions = ''): string {
   const { subprotocol: protocol, headers = {} } = options;
   let response =
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
@@ -171,6 +174,10 @@ export function acceptResponse(request: UpgradeRequest, options: AcceptOptions =
       throw new TypeError(`subprotocol ${JSON.stringify(protocol)} was not offered by the client`);
     }
     response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  }
+  if (extensions !== '') {
+    if (UNSAFE_VALUE.test(extensions)) throw new TypeError('Sec-WebSocket-Extensions contains CR, LF or NUL');
+    response += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   }
   for (const name of Object.keys(headers)) {
     if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) {

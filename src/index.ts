@@ -22,6 +22,7 @@ export { Message } from './protocol/message.ts';
 export { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 export type { AcceptOptions } from './handshake.ts';
 export type { ServerOptions, SlowConsumerPolicy } from './options.ts';
+export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.ts';
 export { WebSocket, type ConnectionState, type RequestInfo, type WebSocketEvents } from './websocket.ts';
 export {
   WebSocketServer,

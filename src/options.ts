@@ -4,6 +4,7 @@
  * inside a later `accept()`.
  */
 import { DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
+import { resolveDeflateOptions, type DeflateSettings, type PerMessageDeflateOptions } from './protocol/permessage-deflate.ts';
 import type { WebSocket } from './websocket.ts';
 
 /** What a send to a connection whose output is over `maxBufferedAmount` does (see ServerOptions). */
@@ -49,6 +50,11 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[];
   /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
   subprotocols?: readonly string[];
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or settings (see PerMessageDeflateOptions).
+   * Offered by every browser; off by default. `maxMessageSize` applies to the decompressed size.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Runs before the route's handler; throw HandshakeError (any status) or WebSocketException (403) to refuse. */
   verify?: (ws: WebSocket) => unknown;
   /**
@@ -74,6 +80,8 @@ export interface ConnectionSettings {
   readonly idleTimeout: number;
   /** Time for the handler to accept or refuse before the handshake is refused with 408. */
   readonly handshakeTimeout: number;
+  /** permessage-deflate settings, or null when the server does not offer to compress. */
+  readonly deflate: DeflateSettings | null;
   /** Receives socket errors (one shared function per server: no closure per connection). */
   readonly onError: (error: unknown, ws: WebSocket) => void;
   /** Told once when a connection's socket has closed (the server leaves it out of `clients`). */
@@ -173,6 +181,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
       closeTimeout: milliseconds(options, 'closeTimeout', 5000, true),
       idleTimeout: milliseconds(options, 'idleTimeout', 0, true),
       handshakeTimeout: milliseconds(options, 'handshakeTimeout', 10_000, false),
+      deflate: resolveDeflateOptions(options.perMessageDeflate),
     },
     heartbeatInterval: milliseconds(options, 'heartbeatInterval', 0, true),
     maxConnections,

@@ -20,6 +20,7 @@ import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
 import { refusalResponse } from './handshake.ts';
 import type { ConnectionSettings } from './options.ts';
+import type { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import { PreparedMessage } from './protocol/frame-encoder.ts';
 import { Message } from './protocol/message.ts';
 import { Protocol, type ProtocolEvent, type ProtocolSink } from './protocol/protocol.ts';
@@ -150,14 +151,18 @@ export class SocketDriver implements ProtocolSink {
 
   // ---------------------------------------------------------------- handshake
 
-  /** Writes the 101 response, starts the protocol and reading (RFC 6455 §4.2.2). */
-  start(response: string): void {
+  /**
+   * Writes the 101 response, starts the protocol and reading (RFC 6455 §4.2.2), with the
+   * permessage-deflate transform when the handshake agreed on it.
+   */
+  start(response: string, deflate: PerMessageDeflate | null): void {
     this.clearHandshakeTimer();
     const settings = this.settings;
     this.protocol = new Protocol(this, {
       role: 'server',
       maxMessageSize: settings.maxMessageSize,
       maxFrameSize: settings.maxFrameSize,
+      deflate,
     });
     const socket = this.socket;
     socket.write(response);

@@ -10,8 +10,10 @@ import { CloseCode } from './constants.ts';
 import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
 import { acceptResponse, type AcceptOptions, type UpgradeRequest } from './handshake.ts';
 import type { ConnectionSettings } from './options.ts';
+import { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import type { PreparedMessage } from './protocol/frame-encoder.ts';
 import { Message } from './protocol/message.ts';
+import { negotiateDeflate } from './protocol/permessage-deflate.ts';
 import type { CloseEvent } from './protocol/protocol.ts';
 import { parseCookies, queryOf } from './request-info.ts';
 import type { PathParams } from './routing.ts';
@@ -68,6 +70,11 @@ export class WebSocket implements AsyncIterable<Message> {
   readonly subprotocols: readonly string[];
   /** The subprotocol accepted, or null. */
   subprotocol: string | null = null;
+  /**
+   * The extensions accepted, as the 101 response's Sec-WebSocket-Extensions stated them
+   * (`permessage-deflate; server_no_context_takeover`), or '' for none.
+   */
+  extensions = '';
   /** The subprotocol `accept()` uses when given none: the server's pick from its `subprotocols` option. */
   private defaultSubprotocol: string | null = null;
   /** An ES private field, not a TypeScript one: the socket and its frame writer are unreachable from user code. */
@@ -158,14 +165,22 @@ export class WebSocket implements AsyncIterable<Message> {
     }
     let response: string;
     const subprotocol = options.subprotocol === undefined ? this.defaultSubprotocol : options.subprotocol;
+    const upgrade = this.upgrade!;
+    const deflateSettings = this.settings.deflate;
+    const agreement = deflateSettings === null ? null : negotiateDeflate(upgrade.extensions, deflateSettings);
     try {
-      response = acceptResponse(this.upgrade!, { subprotocol, headers: options.headers });
+      response = acceptResponse(upgrade, { subprotocol, headers: options.headers }, agreement?.response);
     } catch (error) {
       return Promise.reject(error);
     }
     this.subprotocol = subprotocol;
     this.upgrade = null;
-    driver.start(response);
+    let deflate: PerMessageDeflate | null = null;
+    if (agreement !== null) {
+      this.extensions = agreement.response;
+      deflate = new PerMessageDeflate(agreement, deflateSettings!, 'server');
+    }
+    driver.start(response, deflate);
     return RESOLVED;
   }
 

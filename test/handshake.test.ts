@@ -149,11 +149,19 @@ describe('parseUpgradeRequest — RFC 6455 §4.2.1', () => {
     }
   });
 
-  test('offered extensions are reported by name, lower-cased, without parameters', () => {
+  test('offered extensions are parsed in order with their parameters, names lower-cased (§9.1)', () => {
     const parsed = parseUpgradeRequest(
-      request({ 'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits, X-Custom' }),
+      request({ 'sec-websocket-extensions': ['permessage-deflate; Client_Max_Window_Bits', 'X-Custom; a="1 2"'] }),
     );
-    assert.deepEqual(parsed.extensions, ['permessage-deflate', 'x-custom']);
+    assert.deepEqual(parsed.extensions, [
+      { name: 'permessage-deflate', parameters: [{ name: 'client_max_window_bits', value: null }], malformed: false },
+      { name: 'x-custom', parameters: [{ name: 'a', value: '1 2' }], malformed: false },
+    ]);
+  });
+
+  test('a malformed Sec-WebSocket-Extensions never refuses the handshake (the offer is skipped later)', () => {
+    const parsed = parseUpgradeRequest(request({ 'sec-websocket-extensions': 'permessage-deflate; =5, "' }));
+    assert.equal(parsed.extensions[0]?.malformed, true);
   });
 
   test('checks run in a fixed order: the method is refused before anything else', () => {

@@ -199,7 +199,7 @@ describe('the 101 response', () => {
     assert.equal(response.body.length, 0);
   });
 
-  test('permessage-deflate offered: the 101 has no Sec-WebSocket-Extensions and frames carry no RSV1', async (t) => {
+  test('permessage-deflate offered to a server without perMessageDeflate: the 101 has no Sec-WebSocket-Extensions and frames carry no RSV1', async (t) => {
     const h = new Harness(t);
     const { port, url } = await h.serve(echo);
     const client = await h.rawOpened(port, {

@@ -144,7 +144,8 @@ export function encodeTextFrame(sink: FrameSink, text: string, fin = true, maske
 
 /**
  * Splits a message into frames of at most `fragmentSize` payload bytes (RFC 6455 §5.4): the first frame
- * carries the opcode, the rest are continuations, the last has FIN set.
+ * carries the opcode (and `rsv1`, for a compressed message), the rest are continuations, the last has
+ * FIN set.
  */
 export function encodeFragmented(
   sink: FrameSink,
@@ -152,47 +153,84 @@ export function encodeFragmented(
   payload: Uint8Array,
   fragmentSize: number,
   masked = false,
+  rsv1 = false,
 ): void {
   if (!(fragmentSize >= 1) || !Number.isInteger(fragmentSize)) {
     throw new RangeError('fragmentSize must be a positive integer');
   }
   if (payload.length <= fragmentSize) {
-    encodeFrame(sink, opcode, payload, true, masked);
+    encodeFrame(sink, opcode, payload, true, masked, rsv1);
     return;
   }
   for (let offset = 0; offset < payload.length; offset += fragmentSize) {
     const end = Math.min(offset + fragmentSize, payload.length);
-    encodeFrame(sink, offset === 0 ? opcode : Opcode.Continuation, payload.subarray(offset, end), end === payload.length, masked);
+    const first = offset === 0;
+    // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame only.
+    encodeFrame(sink, first ? opcode : Opcode.Continuation, payload.subarray(offset, end), end === payload.length, masked, first && rsv1);
   }
+}
+
+/** An unmasked frame as a header and, for a payload too large to copy behind it, the payload. */
+export interface EncodedFrame {
+  readonly header: Buffer;
+  /** The payload, or null when the header buffer holds the whole frame. */
+  readonly payload: Uint8Array | null;
+}
+
+/** Encodes one final, unmasked (server-role) frame without a sink: for frames written to many sockets. */
+export function encodeUnmaskedFrame(opcode: number, payload: Uint8Array, rsv1 = false): EncodedFrame {
+  let frame: EncodedFrame | undefined;
+  encodeFrame(
+    {
+      writeFrame(header, body) {
+        frame = { header, payload: body };
+      },
+    },
+    opcode,
+    payload,
+    true,
+    false,
+    rsv1,
+  );
+  return frame!;
 }
 
 /**
  * A message encoded once, for sending unchanged on many server connections (broadcast, or
  * `ws.send(prepared)` in a loop of your own): every connection is written the same header and payload
- * buffers, without a copy per connection. Made by `prepareMessage`.
+ * buffers, without a copy per connection. With permessage-deflate, it is also compressed at most once
+ * per set of compression settings the connections agreed on. Made by `prepareMessage`.
  */
-export class PreparedMessage {
+export class PreparedMessage implements EncodedFrame {
   /** The frame header (RFC 6455 §5.2), unmasked. */
   readonly header: Buffer;
   /** The payload, or null when the header buffer holds the whole frame. */
   readonly payload: Uint8Array | null;
+  /** @internal Opcode.Text or Opcode.Binary. */
+  readonly opcode: number;
+  /** @internal The uncompressed payload. */
+  readonly data: Uint8Array;
+  /** @internal Compressed frames, by compression settings (see PerMessageDeflate.compressPrepared). */
+  compressed: Map<number, EncodedFrame> | null = null;
 
   /** @internal */
-  constructor(header: Buffer, payload: Uint8Array | null) {
-    this.header = header;
-    this.payload = payload;
+  constructor(opcode: number, data: Uint8Array) {
+    const frame = encodeUnmaskedFrame(opcode, data);
+    this.header = frame.header;
+    this.payload = frame.payload;
+    this.opcode = opcode;
+    // A small payload was copied behind the header: refer to that copy, not the caller's buffer.
+    this.data = frame.payload ?? frame.header.subarray(frame.header.length - data.length);
+  }
+
+  /** The payload's length in bytes, uncompressed. */
+  get byteLength(): number {
+    return this.data.length;
   }
 }
 
 /** Encodes a server-role (unmasked) message once: a string is a text message, bytes a binary one. */
 export function prepareMessage(data: string | Uint8Array): PreparedMessage {
-  let prepared: PreparedMessage | undefined;
-  const sink: FrameSink = {
-    writeFrame(header, payload) {
-      prepared = new PreparedMessage(header, payload);
-    },
-  };
-  if (typeof data === 'string') encodeTextFrame(sink, data);
-  else encodeFrame(sink, Opcode.Binary, data);
-  return prepared!;
+  if (typeof data === 'string') return new PreparedMessage(Opcode.Text, Buffer.from(data, 'utf8'));
+  return new PreparedMessage(Opcode.Binary, data);
 }

@@ -17,6 +17,17 @@ export {
   type FrameSink,
 } from './frame-encoder.ts';
 export { Message } from './message.ts';
+export { parseExtensionHeader, formatExtension, type ExtensionOffer, type ExtensionParameter } from './extension-header.ts';
+export {
+  negotiateDeflate,
+  resolveDeflateOptions,
+  PERMESSAGE_DEFLATE,
+  type PerMessageDeflateOptions,
+  type DeflateSettings,
+  type DeflateParameters,
+  type DeflateAgreement,
+} from './permessage-deflate.ts';
+export { PerMessageDeflate } from './deflate-codec.ts';
 export {
   Protocol,
   type ProtocolOptions,

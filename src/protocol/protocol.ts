@@ -23,6 +23,7 @@ import {
   type CloseInitiator,
 } from '../errors.ts';
 import { decodeClose, encodeClose } from './close.ts';
+import type { PerMessageDeflate } from './deflate-codec.ts';
 import {
   encodeFragmented,
   encodeFrame,
@@ -63,6 +64,12 @@ export interface ProtocolOptions {
   maxMessageSize?: number;
   /** Largest single frame accepted; larger closes with 1009. Default: maxMessageSize. */
   maxFrameSize?: number;
+  /**
+   * The permessage-deflate transform agreed in the handshake (RFC 7692), or null: RSV1 is then
+   * allowed on the first frame of a data message, whose payload is decompressed (and its size limit
+   * applied to the decompressed bytes) before a text message is validated as UTF-8.
+   */
+  deflate?: PerMessageDeflate | null;
 }
 
 /**
@@ -88,6 +95,9 @@ const QUEUED_MESSAGE_OVERHEAD = 64;
 
 const EMPTY = Buffer.alloc(0);
 
+/** RFC 6455 §5.2: the first reserved bit, which permessage-deflate uses (RFC 7692 §6). */
+const RSV1 = 0x40;
+
 /** Pieces at least this large are kept as views of the read they came in; smaller ones are copied. */
 const SEGMENT_VIEW_THRESHOLD = 4096;
 
@@ -102,6 +112,7 @@ export class Protocol implements FrameHandler {
   private readonly parser: FrameParser;
   private readonly masked: boolean;
   private readonly maxMessageSize: number;
+  private readonly deflate: PerMessageDeflate | null;
 
   // The frame being parsed.
   private frameOpcode = 0;
@@ -124,6 +135,8 @@ export class Protocol implements FrameHandler {
   private lastTailSize = MIN_TAIL_SIZE / 2;
   private validator: Utf8Validator | null = null;
   private streamingText = false;
+  /** The message being assembled came with RSV1 (RFC 7692 §6.1): its payload is compressed. */
+  private compressedMessage = false;
 
   // The control frame being parsed (at most 125 bytes, possibly split across reads).
   private controlPiece: Buffer | null = null;
@@ -154,9 +167,12 @@ export class Protocol implements FrameHandler {
     this.masked = role === 'client';
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be a non-negative number');
+    this.deflate = options.deflate ?? null;
     this.parser = new FrameParser(this, {
       role,
       maxFrameSize: Math.min(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, this.maxMessageSize),
+      // RFC 6455 §5.2: RSV1 only when an extension defining it was negotiated (RFC 7692 §6).
+      allowedRsv: this.deflate === null ? 0 : RSV1,
     });
   }
 
@@ -303,10 +319,15 @@ export class Protocol implements FrameHandler {
 
   // ---------------------------------------------------------------- FrameHandler (called by the parser)
 
-  frameStart(opcode: number, fin: boolean, _rsv: number, length: number): void {
+  frameStart(opcode: number, fin: boolean, rsv: number, length: number): void {
     this.frameOpcode = opcode;
     this.frameFin = fin;
     this.frameRemaining = length;
+    // RFC 7692 §6.1: RSV1 (the only bit the parser lets through, and only with permessage-deflate) is
+    // set on the first frame of a compressed message; on a continuation or control frame it is an error.
+    if (rsv !== 0 && (opcode === Opcode.Continuation || opcode >= Opcode.Close)) {
+      throw new ProtocolError('RSV1 set on a control or continuation frame');
+    }
     if (opcode >= Opcode.Close) {
       this.controlPiece = null;
       this.controlLength = 0;
@@ -321,8 +342,10 @@ export class Protocol implements FrameHandler {
       this.messageOpcode = opcode;
       this.messageLength = 0;
       this.streamingText = false;
+      this.compressedMessage = rsv !== 0;
     }
-    // Refuse as soon as the declared total exceeds the limit, before the payload is held.
+    // Refuse as soon as the declared total exceeds the limit, before the payload is held. A compressed
+    // message is held compressed, so the limit bounds those bytes too, and its inflated size again.
     if (this.messageLength + length > this.maxMessageSize) {
       throw new MessageTooBig(`message exceeds the ${this.maxMessageSize}-byte limit`);
     }
@@ -335,7 +358,7 @@ export class Protocol implements FrameHandler {
       this.appendControl(piece);
       return;
     }
-    if (this.messageOpcode === Opcode.Text) {
+    if (this.messageOpcode === Opcode.Text && !this.compressedMessage) {
       const wholeMessage = this.frameFin && this.frameRemaining === 0 && this.firstPiece === null && this.segments === null;
       if (wholeMessage && !this.streamingText) {
         // RFC 6455 §8.1: a text message must be valid UTF-8.
@@ -361,7 +384,9 @@ export class Protocol implements FrameHandler {
     }
     const binary = this.messageOpcode === Opcode.Binary;
     let message: Message;
-    if (this.segments !== null) {
+    if (this.compressedMessage) {
+      message = new Message(this.inflateMessage(binary), binary);
+    } else if (this.segments !== null) {
       this.flushTail();
       message = Message.fromSegments(this.segments, this.messageLength, binary);
     } else {
@@ -372,8 +397,24 @@ export class Protocol implements FrameHandler {
     this.queued += message.byteLength + QUEUED_MESSAGE_OVERHEAD;
   }
 
+  /** RFC 7692 §6.2: decompresses the message, then validates it as a text message would be. */
+  private inflateMessage(binary: boolean): Buffer {
+    let pieces: readonly Buffer[];
+    if (this.segments !== null) {
+      this.flushTail();
+      pieces = this.segments;
+    } else {
+      pieces = this.firstPiece === null ? [] : [this.firstPiece];
+    }
+    const payload = this.deflate!.decompress(pieces, this.messageLength, this.maxMessageSize);
+    // RFC 6455 §8.1 on the decompressed bytes: a text message must be valid UTF-8.
+    if (!binary && !isValidUtf8(payload)) throw new InvalidPayloadData('text message is not valid UTF-8');
+    return payload;
+  }
+
   private resetMessage(): void {
     this.messageOpcode = 0;
+    this.compressedMessage = false;
     this.messageLength = 0;
     this.firstPiece = null;
     this.segments = null;
@@ -490,22 +531,41 @@ export class Protocol implements FrameHandler {
 
   // ---------------------------------------------------------------- output
 
-  /** Sends a text message. Lone surrogates in `text` become U+FFFD, as in the browser API. */
+  /**
+   * Sends a text message. Lone surrogates in `text` become U+FFFD, as in the browser API. With
+   * permessage-deflate, a message of at least the threshold is compressed (as are the methods below).
+   */
   sendText(text: string): void {
     this.checkCanSendMessage();
+    const deflate = this.deflate;
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit: a string that short is under the threshold.
+    if (deflate !== null && text.length * 3 >= deflate.threshold) {
+      const data = Buffer.from(text, 'utf8');
+      if (data.length >= deflate.threshold) {
+        this.sendCompressed(deflate, Opcode.Text, data, undefined);
+        return;
+      }
+    }
     encodeTextFrame(this.sink, text, true, this.masked);
   }
 
   /** Sends a binary message; with `fragmentSize`, split into frames of at most that many bytes. */
   sendBinary(data: Uint8Array, fragmentSize?: number): void {
     this.checkCanSendMessage();
-    if (fragmentSize === undefined) encodeFrame(this.sink, Opcode.Binary, data, true, this.masked);
+    const deflate = this.deflate;
+    if (deflate !== null && data.length >= deflate.threshold) this.sendCompressed(deflate, Opcode.Binary, data, fragmentSize);
+    else if (fragmentSize === undefined) encodeFrame(this.sink, Opcode.Binary, data, true, this.masked);
     else encodeFragmented(this.sink, Opcode.Binary, data, fragmentSize, this.masked);
   }
 
   /** Sends a received message on unchanged (text stays text), without decoding it. */
   sendMessage(message: Message, fragmentSize?: number): void {
     this.checkCanSendMessage();
+    const deflate = this.deflate;
+    if (deflate !== null && message.byteLength >= deflate.threshold) {
+      this.sendCompressed(deflate, message.opcode, message.data, fragmentSize);
+      return;
+    }
     if (fragmentSize !== undefined) {
       encodeFragmented(this.sink, message.opcode, message.data, fragmentSize, this.masked);
       return;
@@ -529,13 +589,23 @@ export class Protocol implements FrameHandler {
   sendPrepared(prepared: PreparedMessage): void {
     this.checkCanSendMessage();
     if (this.masked) throw new TypeError('prepared messages are unmasked: the client role must mask each frame');
-    this.sink.writeFrame(prepared.header, prepared.payload);
+    const deflate = this.deflate;
+    const frame = deflate !== null && prepared.byteLength >= deflate.threshold ? deflate.compressPrepared(prepared) : prepared;
+    this.sink.writeFrame(frame.header, frame.payload);
+  }
+
+  /** RFC 7692 §6.1: the compressed payload, RSV1 on the first frame. */
+  private sendCompressed(deflate: PerMessageDeflate, opcode: number, data: Uint8Array, fragmentSize: number | undefined): void {
+    const payload = deflate.compress(data);
+    if (fragmentSize === undefined) encodeFrame(this.sink, opcode, payload, true, this.masked, true);
+    else encodeFragmented(this.sink, opcode, payload, fragmentSize, this.masked, true);
   }
 
   /**
    * Sends one data frame of a message being streamed: Text or Binary starts a message, Continuation
    * continues it, `fin` ends it (RFC 6455 §5.4). Frames of one message cannot be interleaved with
-   * another message. The caller guarantees a text message's bytes are UTF-8 as a whole.
+   * another message. The caller guarantees a text message's bytes are UTF-8 as a whole. Streamed
+   * messages are sent uncompressed (RSV1 clear), which RFC 7692 §6 allows with permessage-deflate.
    */
   sendFrame(opcode: number, payload: Uint8Array, fin: boolean): void {
     this.checkOpen();
