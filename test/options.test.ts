@@ -206,3 +206,36 @@ describe('when the error is raised', () => {
     assert.equal((await client.waitClosed()).code, 1009);
   });
 });
+
+describe('perMessageDeflate', () => {
+  test('true, false, an empty object and valid settings are accepted', async () => {
+    for (const perMessageDeflate of [true, false, {}, { threshold: 0, level: 9, memLevel: 1, serverMaxWindowBits: 8, clientMaxWindowBits: 8 }]) {
+      await accepts({ perMessageDeflate });
+    }
+  });
+
+  test('a value that is neither a boolean nor an object is a TypeError naming perMessageDeflate', () => {
+    for (const value of ['yes', 1, null]) rejects({ perMessageDeflate: value }, TypeError, 'perMessageDeflate');
+  });
+
+  test('each setting out of range is a RangeError naming the setting', () => {
+    const cases: [string, unknown][] = [
+      ['threshold', -1],
+      ['threshold', 1.5],
+      ['level', 10],
+      ['level', -1],
+      ['memLevel', 0],
+      ['memLevel', 10],
+      ['serverMaxWindowBits', 7],
+      ['serverMaxWindowBits', 16],
+      ['clientMaxWindowBits', 7],
+      ['clientMaxWindowBits', 9.5],
+    ];
+    for (const [name, value] of cases) rejects({ perMessageDeflate: { [name]: value } }, RangeError, name);
+  });
+
+  test('a context-takeover setting that is not a boolean is a TypeError naming it', () => {
+    rejects({ perMessageDeflate: { serverNoContextTakeover: 'no' } }, TypeError, 'serverNoContextTakeover');
+    rejects({ perMessageDeflate: { clientNoContextTakeover: 1 } }, TypeError, 'clientNoContextTakeover');
+  });
+});

@@ -27,9 +27,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Splits `value` at `separator` outside quoted-strings (RFC 7230 §3.2.6: a backslash escapes the next
- * character inside quotes). Returns null on an unterminated quoted-string.
+ * character inside quotes). `unterminated` says the last part opens a quote it never closes.
  */
-function splitOutsideQuotes(value: string, separator: string): string[] | null {
+function splitOutsideQuotes(value: string, separator: string): { parts: string[]; unterminated: boolean } {
   const parts: string[] = [];
   let start = 0;
   let quoted = false;
@@ -45,28 +45,40 @@ function splitOutsideQuotes(value: string, separator: string): string[] | null {
       start = index + 1;
     }
   }
-  if (quoted) return null;
   parts.push(value.slice(start));
-  return parts;
+  return { parts, unterminated: quoted };
 }
 
-/** A parameter's value: a token, or a quoted-string unescaped; null when neither. */
+/**
+ * A parameter's value: a token, or one quoted-string whose unescaped content is a token (RFC 6455
+ * §9.1: "the value after quoted-string unescaping MUST conform to the 'token' ABNF"); null otherwise.
+ */
 function parameterValue(raw: string): string | null {
   if (TOKEN.test(raw)) return raw;
-  if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) {
-    return raw.slice(1, -1).replace(/\\(.)/g, '$1');
+  if (raw.length < 2 || raw[0] !== '"') return null;
+  let value = '';
+  for (let index = 1; index < raw.length; index++) {
+    const char = raw[index]!;
+    if (char === '"') return index === raw.length - 1 && TOKEN.test(value) ? value : null;
+    if (char === '\\') {
+      index++;
+      if (index === raw.length) return null;
+      value += raw[index];
+    } else {
+      value += char;
+    }
   }
   return null;
 }
 
 function parseElement(element: string): ExtensionOffer | null {
-  const pieces = splitOutsideQuotes(element, ';');
-  const name = (pieces?.[0] ?? element.split(';', 1)[0]!).trim().toLowerCase();
-  if (name === '') return null;
-  if (pieces === null || !TOKEN.test(name)) return { name, parameters: [], malformed: true };
+  if (element.trim() === '') return null;
+  const { parts, unterminated } = splitOutsideQuotes(element, ';');
+  const name = parts[0]!.trim().toLowerCase();
+  if (unterminated || !TOKEN.test(name)) return { name, parameters: [], malformed: true };
   const parameters: ExtensionParameter[] = [];
-  for (let index = 1; index < pieces.length; index++) {
-    const piece = pieces[index]!;
+  for (let index = 1; index < parts.length; index++) {
+    const piece = parts[index]!;
     const equals = piece.indexOf('=');
     const parameterName = (equals === -1 ? piece : piece.slice(0, equals)).trim().toLowerCase();
     if (!TOKEN.test(parameterName)) return { name, parameters: [], malformed: true };
@@ -83,18 +95,13 @@ function parseElement(element: string): ExtensionOffer | null {
 
 /**
  * Parses a Sec-WebSocket-Extensions value (several headers joined with commas, as RFC 7230 §3.2.2
- * allows) into its elements, in order. Empty elements are ignored.
+ * allows) into its elements, in order. Empty elements are ignored; an unterminated quote makes the
+ * element it opens in malformed, and the rest of the header with it.
  */
 export function parseExtensionHeader(value: string | undefined): ExtensionOffer[] {
   if (value === undefined) return [];
   const offers: ExtensionOffer[] = [];
-  const elements = splitOutsideQuotes(value, ',');
-  if (elements === null) {
-    // An unterminated quote makes the element boundaries unknowable: nothing in it can be accepted.
-    const name = value.split(/[;,]/, 1)[0]!.trim().toLowerCase();
-    return name === '' ? [] : [{ name, parameters: [], malformed: true }];
-  }
-  for (const element of elements) {
+  for (const element of splitOutsideQuotes(value, ',').parts) {
     const offer = parseElement(element);
     if (offer !== null) offers.push(offer);
   }
