@@ -7,9 +7,8 @@
  *
  * A case passes when its behavior is one expected-results.json allows and its close behavior is OK
  * (INFORMATIONAL for the informational cases). A listed case missing from the report fails (the run was
- * incomplete). A case the file does not list (12.*, 13.* while permessage-deflate is not implemented,
- * or cases of a newer testsuite) passes when it is OK, INFORMATIONAL or UNIMPLEMENTED, and fails
- * otherwise.
+ * incomplete). A case the file does not list (cases of a newer testsuite) passes when it is OK,
+ * INFORMATIONAL or UNIMPLEMENTED, and fails otherwise.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

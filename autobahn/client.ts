@@ -11,6 +11,10 @@
  *   who dropped TCP (droppedByMe), whether the closing handshake was complete and the server closed TCP
  *   first (wasClean), and the close code the server sent (remoteCloseCode, null when none).
  *
+ * With permessage-deflate offered (sections 12 and 13) it checks the server's answer to the offers
+ * (deflate-negotiation.ts), compresses every message it sends and inflates every compressed message it
+ * receives (deflate-codec.ts), as Autobahn's client does once the extension is in use.
+ *
  * Writes follow Autobahn's three ways of sending: plain writes made in the same turn of the event loop
  * reach the socket as one write ("sent in one chop"); `sync` writes go out one by one with a turn of the
  * event loop after each ("frame-wise chops"); `chop: n` cuts the bytes into writes of n bytes each.
@@ -23,6 +27,8 @@ import { decodeClose, encodeClose } from '../src/protocol/close.ts';
 import { encodeFragmented, encodeFrame, type FrameSink } from '../src/protocol/frame-encoder.ts';
 import { FrameParser, type FrameHandler } from '../src/protocol/frame-parser.ts';
 import { isValidUtf8 } from '../src/protocol/utf8.ts';
+import { DeflateCodec } from './deflate-codec.ts';
+import { formatOffers, InvalidExtensionResponse, negotiate, type DeflateOffer } from './deflate-negotiation.ts';
 
 /** A message received from the server. */
 export interface ObservedMessage {
@@ -84,6 +90,10 @@ export interface WriteOptions {
 const EMPTY = Buffer.alloc(0);
 /** Largest frame the client accepts from the server: far above the 16 MiB Autobahn messages. */
 const MAX_RECEIVED_FRAME = 1024 * 1024 * 1024;
+/** Largest message a compressed one may inflate to: four times the largest Autobahn message. */
+const MAX_INFLATED_MESSAGE = 64 * 1024 * 1024;
+/** RSV1 in the first header byte: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6). */
+const RSV1 = 0x40;
 
 /** One turn of the event loop, or `ms` milliseconds. */
 const pause = (ms: number | undefined): Promise<void> =>
@@ -151,6 +161,8 @@ export class ConformanceClient {
   bytesReceived = 0;
   /** Resolves when the TCP connection is closed, whoever closed it. */
   readonly closed: Promise<void>;
+  /** permessage-deflate as the server accepted it, or null when no extension is in use. */
+  readonly deflate: DeflateCodec | null;
 
   private readonly socket: Socket;
   private readonly timeouts: ClientTimeouts;
@@ -167,24 +179,29 @@ export class ConformanceClient {
   private frameFin = false;
   private framePieces: Buffer[] = [];
   private messageOpcode = 0;
+  private messageCompressed = false;
   private messagePieces: Buffer[] = [];
 
-  private constructor(socket: Socket, timeouts: ClientTimeouts) {
+  private constructor(socket: Socket, timeouts: ClientTimeouts, deflate: DeflateCodec | null) {
     this.socket = socket;
     this.timeouts = timeouts;
+    this.deflate = deflate;
     this.closed = new Promise<void>((resolve) => {
       this.resolveClosed = resolve;
     });
     const handler: FrameHandler = {
-      frameStart: (opcode, fin) => this.frameStart(opcode, fin),
+      frameStart: (opcode, fin, rsv) => this.frameStart(opcode, fin, rsv),
       framePayload: (piece) => this.framePieces.push(piece),
       frameEnd: () => this.frameEnd(),
     };
-    this.parser = new FrameParser(handler, { role: 'client', maxFrameSize: MAX_RECEIVED_FRAME });
+    this.parser = new FrameParser(handler, { role: 'client', maxFrameSize: MAX_RECEIVED_FRAME, allowedRsv: deflate === null ? 0 : RSV1 });
   }
 
-  /** Opens a TCP connection and runs the opening handshake (RFC 6455 §4.1), checking the 101 answer. */
-  static connect(target: ConnectTarget, timeouts: Partial<ClientTimeouts> = {}): Promise<ConformanceClient> {
+  /**
+   * Opens a TCP connection and runs the opening handshake (RFC 6455 §4.1), checking the 101 answer and,
+   * when `offers` are given, the server's answer to them (RFC 7692 §5).
+   */
+  static connect(target: ConnectTarget, timeouts: Partial<ClientTimeouts> = {}, offers: readonly DeflateOffer[] = []): Promise<ConformanceClient> {
     const settings: ClientTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
     return new Promise<ConformanceClient>((resolve, reject) => {
       const socket = connect({ host: target.host, port: target.port });
@@ -210,13 +227,20 @@ export class ConformanceClient {
         socket.off('error', onError);
         socket.off('close', onClose);
         clearTimeout(timer);
-        const problem = checkHandshake(head.subarray(0, end).toString('latin1'), key);
-        if (problem !== null) {
+        const answer = checkHandshake(head.subarray(0, end).toString('latin1'), key);
+        let deflate: DeflateCodec | null = null;
+        try {
+          if (typeof answer === 'string') throw new HandshakeFailed(answer);
+          const parameters = negotiate(offers, answer.extensions);
+          if (parameters !== null) deflate = new DeflateCodec(parameters, MAX_INFLATED_MESSAGE);
+        } catch (error) {
+          // RFC 6455 §4.1: a client that does not accept the answer fails the connection: it drops TCP.
           socket.destroy();
-          reject(new HandshakeFailed(problem));
+          if (error instanceof InvalidExtensionResponse) reject(new HandshakeFailed(`invalid Sec-WebSocket-Extensions answer: ${error.message}`));
+          else reject(error);
           return;
         }
-        const client = new ConformanceClient(socket, settings);
+        const client = new ConformanceClient(socket, settings, deflate);
         client.attach(head.subarray(end + 4));
         resolve(client);
       };
@@ -231,6 +255,7 @@ export class ConformanceClient {
           'Connection: Upgrade\r\n' +
           `Sec-WebSocket-Key: ${key}\r\n` +
           'Sec-WebSocket-Version: 13\r\n' +
+          (offers.length === 0 ? '' : `Sec-WebSocket-Extensions: ${formatOffers(offers)}\r\n`) +
           'User-Agent: rfc6455-conformance\r\n' +
           '\r\n',
       );
@@ -247,15 +272,14 @@ export class ConformanceClient {
 
   /**
    * Sends a message, split into frames of `fragmentSize` bytes when given (the first frame has the
-   * opcode, the others are continuations), all in one write.
+   * opcode, the others are continuations), all in one write. With permessage-deflate in use the message
+   * is compressed first and the compressed bytes are what is split, as Autobahn does; RSV1 marks the
+   * first frame (RFC 7692 §6).
    */
   sendMessage(payload: Uint8Array | string, binary: boolean, fragmentSize?: number): void {
     const opcode = binary ? Opcode.Binary : Opcode.Text;
-    const bytes = bytesOf(payload);
-    if (fragmentSize === undefined) {
-      this.sendFrame(opcode, bytes);
-      return;
-    }
+    const compressed = this.deflate !== null;
+    const bytes = this.deflate === null ? bytesOf(payload) : this.deflate.compress(bytesOf(payload));
     const frames: Buffer[] = [];
     const sink: FrameSink = {
       writeFrame: (header, body) => {
@@ -264,8 +288,9 @@ export class ConformanceClient {
         if (body !== null) frames.push(bytesOf(body));
       },
     };
-    encodeFragmented(sink, opcode, bytes, fragmentSize, true);
-    this.write(Buffer.concat(frames));
+    if (fragmentSize === undefined) encodeFrame(sink, opcode, bytes, true, true, compressed);
+    else encodeFragmented(sink, opcode, bytes, fragmentSize, true, compressed);
+    this.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   /**
@@ -372,17 +397,27 @@ export class ConformanceClient {
     }
   }
 
-  private frameStart(opcode: number, fin: boolean): void {
+  private frameStart(opcode: number, fin: boolean, rsv: number): void {
     this.frameOpcode = opcode;
     this.frameFin = fin;
     this.framePieces = [];
     this.count(this.rxFrames, opcode);
-    if (opcode >= Opcode.Close) return;
+    // The parser lets RSV1 through only when permessage-deflate is in use; then it marks the first frame
+    // of a compressed message and nothing else.
+    const rsv1 = (rsv & RSV1) !== 0;
+    if (opcode >= Opcode.Close) {
+      // RFC 7692 §6: control frames never carry the "Per-Message Compressed" bit.
+      if (rsv1) throw new Error('server set RSV1 on a control frame');
+      return;
+    }
     if (opcode === Opcode.Continuation) {
       if (this.messageOpcode === 0) throw new Error('server sent a continuation frame without a message');
+      // RFC 7692 §6: RSV1 is set on the first frame of a compressed message only.
+      if (rsv1) throw new Error('server set RSV1 on a continuation frame');
     } else {
       if (this.messageOpcode !== 0) throw new Error('server started a message inside a fragmented message');
       this.messageOpcode = opcode;
+      this.messageCompressed = rsv1;
       this.messagePieces = [];
     }
   }
@@ -406,11 +441,20 @@ export class ConformanceClient {
     if (payload.length > 0) this.messagePieces.push(payload);
     if (!this.frameFin) return;
     const binary = this.messageOpcode === Opcode.Binary;
-    const data = this.messagePieces.length === 1 ? this.messagePieces[0]! : Buffer.concat(this.messagePieces);
+    const received = this.messagePieces.length === 1 ? this.messagePieces[0]! : Buffer.concat(this.messagePieces);
     this.messageOpcode = 0;
     this.messagePieces = [];
+    const data = this.messageCompressed ? this.inflate(received) : received;
     if (!binary && !isValidUtf8(data)) throw new Error('server sent a text message that is not valid UTF-8');
     this.onObserved?.({ kind: 'message', data, binary });
+  }
+
+  private inflate(payload: Buffer): Buffer {
+    try {
+      return this.deflate!.decompress(payload);
+    } catch (error) {
+      throw new Error(`server sent an invalid compressed message: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   private onCloseFrame(payload: Buffer): void {
@@ -512,19 +556,27 @@ export class ConformanceClient {
   }
 }
 
-/** Checks the server's handshake answer (RFC 6455 §4.1): 101, Upgrade, Connection and the accept key. */
-function checkHandshake(head: string, key: string): string | null {
+/**
+ * Checks the server's handshake answer (RFC 6455 §4.1): 101, Upgrade, Connection and the accept key.
+ * Returns what is wrong, or the answer's Sec-WebSocket-Extensions fields for the negotiation.
+ */
+function checkHandshake(head: string, key: string): string | { readonly extensions: readonly string[] } {
   const lines = head.split('\r\n');
   const status = /^HTTP\/1\.1 (\d{3})/.exec(lines[0] ?? '');
   if (status === null) return `not an HTTP/1.1 answer: ${JSON.stringify(lines[0])}`;
   if (status[1] !== '101') return `the server answered ${lines[0]}`;
   const headers = new Map<string, string>();
+  const extensions: string[] = [];
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers.set(name, value);
+    if (name === 'sec-websocket-extensions') extensions.push(value);
   }
   if (headers.get('upgrade')?.toLowerCase() !== 'websocket') return 'the 101 answer has no "Upgrade: websocket"';
   if (!/(^|,)\s*upgrade\s*(,|$)/i.test(headers.get('connection') ?? '')) return 'the 101 answer has no "Connection: Upgrade"';
   if (headers.get('sec-websocket-accept') !== acceptKey(key)) return 'wrong Sec-WebSocket-Accept';
-  return null;
+  return { extensions };
 }

@@ -21,6 +21,7 @@
  */
 import { CloseCode } from '../src/constants.ts';
 import { ConformanceClient, type ClientTimeouts, type ConnectTarget, type Observed, type ObservedMessage } from './client.ts';
+import { describeParameters, type DeflateOffer } from './deflate-negotiation.ts';
 
 export const Behavior = {
   OK: 'OK',
@@ -97,6 +98,8 @@ export interface ConformanceCase {
   readonly reportTime?: boolean;
   /** Safety bound for the whole case in seconds, beyond the case's own timers. Default 60. */
   readonly limit?: number;
+  /** permessage-deflate offers of the opening handshake (sections 12 and 13); none by default. */
+  readonly offers?: readonly DeflateOffer[];
   onOpen(run: CaseRun): void;
   /** Replaces the default handling of a received message: record it and close once all expected arrived. */
   onMessage?(run: CaseRun, message: ObservedMessage): void;
@@ -129,6 +132,8 @@ export interface CaseResult {
   readonly remoteCloseCode: number | null;
   readonly remoteCloseReason: string | null;
   readonly violation: string | null;
+  /** The permessage-deflate parameters in force, as a response would say them, or null. */
+  readonly extension: string | null;
 }
 
 export interface RunCaseOptions {
@@ -170,7 +175,7 @@ export function describeEvent(event: Observed): string {
 export async function runCase(definition: ConformanceCase, options: RunCaseOptions): Promise<CaseResult> {
   let client: ConformanceClient;
   try {
-    client = await ConformanceClient.connect(options.target, options.timeouts);
+    client = await ConformanceClient.connect(options.target, options.timeouts, definition.offers);
   } catch (error) {
     return unopened(definition, error instanceof Error ? error.message : String(error));
   }
@@ -277,6 +282,7 @@ export async function runCase(definition: ConformanceCase, options: RunCaseOptio
     remoteCloseCode: client.remoteCloseCode,
     remoteCloseReason: client.remoteCloseReason,
     violation: client.violation,
+    extension: client.deflate === null ? null : describeParameters(client.deflate.parameters),
   };
 }
 
@@ -357,6 +363,7 @@ function unopened(definition: ConformanceCase, reason: string): CaseResult {
     remoteCloseCode: null,
     remoteCloseReason: null,
     violation: null,
+    extension: null,
   };
 }
 

@@ -1,11 +1,12 @@
 /**
- * `npm run conformance`: replays the Autobahn fuzzingclient cases of sections 1-7, 9 and 10 against the
- * echo server and fails on any regression from autobahn/expected-results.json.
+ * `npm run conformance`: replays the Autobahn fuzzingclient cases of sections 1-7, 9, 10, 12 and 13
+ * against the echo server and fails on any regression from autobahn/expected-results.json.
  *
  *   npm run conformance                               # every case, against an in-process echo server
  *   npm run conformance -- --quick                    # the quick selection that `npm test` runs
  *   npm run conformance -- --cases '6.4.*' --cases 7.9.1
  *   npm run conformance -- --url ws://127.0.0.1:9001  # against a running `npm start`
+ *   npm run conformance -- --cases '12.*' --testdata DIR  # sections 12/13 with Autobahn's own payload files
  *
  * Prints one line per case and a summary per section, writes autobahn/reports/conformance.json, and
  * exits with 1 when a case is not what expected-results.json allows (2 on bad arguments).
@@ -16,13 +17,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { WebSocketServer } from '../src/index.ts';
 import type { ConnectTarget } from './client.ts';
+import { useAutobahnTestData } from './cases/compression-corpora.ts';
 import { EXPECTED_RESULTS_PATH, loadExpectedResults } from './expected.ts';
 import { findRegressions, formatResult, formatSummary, runSuite, selectCases, startEchoServer, summarize } from './suite.ts';
 
 const DEFAULT_REPORT = fileURLToPath(new URL('./reports/conformance.json', import.meta.url));
 
 const USAGE = `usage: npm run conformance -- [--quick] [--cases PATTERN]... [--url ws://HOST:PORT/PATH]
-                          [--time-scale N] [--report FILE] [--expected FILE]`;
+                          [--time-scale N] [--report FILE] [--expected FILE] [--testdata DIR]
+  --testdata DIR   sections 12 and 13 cut their messages from Autobahn's own files in DIR (its
+                   autobahntestsuite/testdata folder) instead of the generated stand-ins`;
 
 function parseTarget(url: string): ConnectTarget {
   const parsed = new URL(url);
@@ -45,6 +49,7 @@ async function main(): Promise<number> {
         'time-scale': { type: 'string' },
         report: { type: 'string' },
         expected: { type: 'string' },
+        testdata: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -68,6 +73,14 @@ async function main(): Promise<number> {
     return 2;
   }
   const expected = loadExpectedResults(values.expected ?? EXPECTED_RESULTS_PATH);
+  if (values.testdata !== undefined) {
+    try {
+      useAutobahnTestData(resolve(values.testdata));
+    } catch (error) {
+      console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+      return 2;
+    }
+  }
 
   let server: WebSocketServer | null = null;
   let target: ConnectTarget;
@@ -110,6 +123,7 @@ async function main(): Promise<number> {
     agent: 'rfc6455',
     target: shownUrl,
     selection: { quick: values.quick, patterns },
+    testData: values.testdata === undefined ? 'generated stand-ins' : resolve(values.testdata),
     timeScale,
     startedAt,
     duration: wallTime,

@@ -46,7 +46,7 @@ export async function runSuite(cases: readonly ConformanceCase[], options: Suite
 
 /**
  * The server `npm start` runs, in this process: an echo handler, messages up to 64 MiB (the largest
- * Autobahn messages are 16 MiB), on 127.0.0.1 and a free port.
+ * Autobahn messages are 16 MiB), permessage-deflate (sections 12 and 13), on 127.0.0.1 and a free port.
  */
 export async function startEchoServer(): Promise<{ server: WebSocketServer; target: ConnectTarget }> {
   const server = await serve(
@@ -54,7 +54,7 @@ export async function startEchoServer(): Promise<{ server: WebSocketServer; targ
       await ws.accept();
       for await (const message of ws) await ws.send(message);
     },
-    { port: 0, host: '127.0.0.1', maxMessageSize: 64 * 1024 * 1024 },
+    { port: 0, host: '127.0.0.1', maxMessageSize: 64 * 1024 * 1024, perMessageDeflate: true },
   );
   const address = server.address() as AddressInfo;
   return { server, target: { host: '127.0.0.1', port: address.port } };

@@ -672,10 +672,13 @@ export interface WindowHooks {
   readonly onWindowEnd?: () => unknown;
 }
 
-/** The worker bootstrap: tsx's loader is not inherited by worker threads, so each registers it. */
-function workerSource(): string {
+/**
+ * The worker bootstrap: tsx's loader is not inherited by worker threads, so each registers it, then
+ * imports `moduleUrl` (this module by default; bench/deflate-load.ts passes its own).
+ */
+export function workerSource(moduleUrl: string = import.meta.url): string {
   const tsx = import.meta.resolve('tsx/esm/api');
-  return `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(import.meta.url)}); });`;
+  return `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(moduleUrl)}); });`;
 }
 
 /** The soft limit on open files of this process (Linux), or null when unknown. */

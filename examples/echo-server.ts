@@ -30,6 +30,7 @@ const server = await serve(
     host,
     // Autobahn's largest cases (9.1.6, 9.2.6) send 16 MiB messages.
     maxMessageSize: 64 * 1024 * 1024,
+    perMessageDeflate: true,
   },
 );
 

@@ -1,7 +1,8 @@
 /**
  * The Autobahn conformance suite in `npm test`: the quick selection (every section, small sizes, the
  * deliberate waits shortened) against an in-process echo server, each case OK as expected-results.json
- * requires; and `autobahn:check` on small synthetic Autobahn reports.
+ * requires; the replay client's permessage-deflate (negotiation, codec, window check) against zlib and
+ * `ws`; and `autobahn:check` on small synthetic Autobahn reports.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,13 +10,20 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { constants, createDeflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { WebSocketServer as WsServer } from 'ws';
+import { CORPORA, loadCorpus, Slicer } from '../autobahn/cases/compression-corpora.ts';
 import { ALL_CASES, SECTIONS, sectionOf } from '../autobahn/cases/index.ts';
 import { checkReport, checkReportDir, formatCheck, main as checkMain } from '../autobahn/check.ts';
+import { DeflateCodec } from '../autobahn/deflate-codec.ts';
+import { farthestDistance } from '../autobahn/deflate-distance.ts';
+import { formatOffers, InvalidExtensionResponse, negotiate, parseExtensionList, type DeflateOffer, type DeflateParameters } from '../autobahn/deflate-negotiation.ts';
 import { loadExpectedResults, parseExpectedResults } from '../autobahn/expected.ts';
 import { matchesCasePattern, passes, runCase, type CaseResult, type ConformanceCase } from '../autobahn/harness.ts';
 import { findRegressions, runSuite, selectCases, startEchoServer } from '../autobahn/suite.ts';
 import { serve, type WebSocketServer } from '../src/index.ts';
 import { acceptKey } from '../src/protocol/index.ts';
+import { readFrames, serverFrame } from './helpers/frames.ts';
 
 const expected = loadExpectedResults();
 
@@ -59,29 +67,36 @@ describe('Autobahn conformance, quick selection, against the echo server', () =>
   });
 });
 
-describe('the grading catches a misbehaving server', () => {
-  const byId = (id: string): ConformanceCase => ALL_CASES.find((c) => c.id === id)!;
+const byId = (id: string): ConformanceCase => ALL_CASES.find((c) => c.id === id)!;
 
-  /** A TCP server that answers the opening handshake, then hands the socket to `then`. */
-  async function rawServer(then: (socket: Socket) => void): Promise<Server> {
-    const server = createServer((socket) => {
-      let head = '';
-      socket.on('error', () => undefined);
-      const onData = (chunk: Buffer): void => {
-        head += chunk.toString('latin1');
-        if (!head.includes('\r\n\r\n')) return;
-        socket.off('data', onData);
-        const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
-        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
-        then(socket);
-      };
-      socket.on('data', onData);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return server;
-  }
-  const portOf = (server: Server): number => (server.address() as AddressInfo).port;
-  const fast = { closeHandshake: 200, serverDrop: 200 };
+/**
+ * A TCP server that answers the opening handshake (with `extensions` as its Sec-WebSocket-Extensions
+ * answer, when given), then hands the socket to `then`.
+ */
+async function rawServer(then: (socket: Socket) => void, extensions?: string): Promise<Server> {
+  const server = createServer((socket) => {
+    let head = '';
+    socket.on('error', () => undefined);
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
+      const extensionHeader = extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n${extensionHeader}\r\n`,
+      );
+      then(socket);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+const portOf = (server: Server): number => (server.address() as AddressInfo).port;
+const fast = { closeHandshake: 200, serverDrop: 200 };
+
+describe('the grading catches a misbehaving server', () => {
 
   test('a wrong echo fails the echo cases; pings still pass', async (t) => {
     const server = await serve(async (ws) => {
@@ -149,9 +164,201 @@ describe('case selection', () => {
     const ids = selectCases().map((c) => c.id);
     assert.equal(ids.indexOf('6.9.1') < ids.indexOf('6.10.1'), true);
     assert.equal(new Set(ids).size, ids.length);
-    assert.equal(ids.length, 301);
+    assert.equal(ids.length, 517);
     assert.equal(ids.filter((id) => id.startsWith('6.22.')).length, 34);
     assert.equal(ids.filter((id) => id.startsWith('7.9.')).length, 9);
+    // Autobahn's 5 corpora and 7 offer lists, 18 message sizes each.
+    assert.equal(ids.filter((id) => id.startsWith('12.')).length, 5 * 18);
+    assert.equal(ids.filter((id) => id.startsWith('13.')).length, 7 * 18);
+    assert.equal(ids.at(-1), '13.7.18');
+  });
+});
+
+describe('permessage-deflate in the replay client', () => {
+  const TAIL = Buffer.of(0x00, 0x00, 0xff, 0xff);
+  const AUTOBAHN: DeflateOffer = { clientNoContextTakeover: true, clientMaxWindowBits: true };
+  const params = (overrides: Partial<DeflateParameters> = {}): DeflateParameters => ({
+    serverNoContextTakeover: false,
+    clientNoContextTakeover: false,
+    serverMaxWindowBits: 15,
+    clientMaxWindowBits: 15,
+    ...overrides,
+  });
+  /** Consecutive slices of the JSON corpus, as 12.1.x sends them. */
+  const jsonMessages = (count: number, length: number): Buffer[] => {
+    const slicer = new Slicer(loadCorpus(CORPORA[0]!));
+    return Array.from({ length: count }, () => Buffer.from(slicer.next(length)));
+  };
+
+  test('offers are written as Autobahn writes them', () => {
+    assert.equal(formatOffers([AUTOBAHN]), 'permessage-deflate; client_no_context_takeover; client_max_window_bits');
+    assert.equal(
+      formatOffers([{ ...AUTOBAHN, serverNoContextTakeover: true, serverMaxWindowBits: 9 }, AUTOBAHN]),
+      'permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=9, ' +
+        'permessage-deflate; client_no_context_takeover; client_max_window_bits',
+    );
+    assert.deepEqual(parseExtensionList('a; b="9" ,c'), [
+      { name: 'a', params: [['b', '9']] },
+      { name: 'c', params: [] },
+    ]);
+  });
+
+  test('a response is checked against the offers (RFC 7692 §7, §7.1)', () => {
+    const asked = [{ ...AUTOBAHN, serverNoContextTakeover: true, serverMaxWindowBits: 9 }];
+    assert.equal(negotiate([AUTOBAHN], []), null);
+    assert.deepEqual(negotiate([AUTOBAHN], ['permessage-deflate']), params());
+    assert.deepEqual(
+      negotiate(asked, ['permessage-deflate; server_no_context_takeover; server_max_window_bits=8; client_max_window_bits=10']),
+      params({ serverNoContextTakeover: true, serverMaxWindowBits: 8, clientMaxWindowBits: 10 }),
+    );
+    // 13.7: the response may accept any of the offers; the last one asks for nothing.
+    const list = [asked[0]!, { ...AUTOBAHN, serverNoContextTakeover: true }, AUTOBAHN];
+    assert.deepEqual(negotiate(list, ['permessage-deflate; client_no_context_takeover']), params({ clientNoContextTakeover: true }));
+    // A server may reset its context or narrow its window unasked.
+    assert.deepEqual(negotiate([AUTOBAHN], ['permessage-deflate; server_no_context_takeover', ' ']), params({ serverNoContextTakeover: true }));
+    const refused: [readonly DeflateOffer[], string, RegExp][] = [
+      [[AUTOBAHN], 'x-webkit-deflate-frame', /not offered/],
+      [[], 'permessage-deflate', /not offered/],
+      [[AUTOBAHN], 'permessage-deflate, permessage-deflate', /2 permessage-deflate elements/],
+      [[AUTOBAHN], 'permessage-deflate; mystery', /unknown parameter mystery/],
+      [[AUTOBAHN], 'permessage-deflate; server_max_window_bits=16', /8 to 15/],
+      [[AUTOBAHN], 'permessage-deflate; client_max_window_bits', /8 to 15/],
+      [[AUTOBAHN], 'permessage-deflate; client_max_window_bits=09', /8 to 15/],
+      [[AUTOBAHN], 'permessage-deflate; server_no_context_takeover=1', /takes no value/],
+      [[AUTOBAHN], 'permessage-deflate; server_no_context_takeover; server_no_context_takeover', /twice/],
+      [[{}], 'permessage-deflate; client_max_window_bits=10', /client_max_window_bits was not offered/],
+      [asked, 'permessage-deflate; server_max_window_bits=9', /server_no_context_takeover was asked for/],
+      [asked, 'permessage-deflate; server_no_context_takeover', /server_max_window_bits=9 was asked for/],
+      [asked, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=10', /above the 9 asked for/],
+      [[AUTOBAHN], 'permessage-deflate;', /parameter name/],
+    ];
+    for (const [offers, response, reason] of refused) {
+      assert.throws(() => negotiate(offers, [response]), (error: unknown) => error instanceof InvalidExtensionResponse && reason.test(error.message), response);
+    }
+  });
+
+  test('compressing with context takeover makes one DEFLATE stream a plain zlib inflater reads', () => {
+    for (const clientMaxWindowBits of [9, 12, 15]) {
+      const codec = new DeflateCodec(params({ clientMaxWindowBits }), 1 << 20);
+      const messages = jsonMessages(60, 700);
+      const payloads = messages.map((m) => codec.compress(m));
+      const whole = inflateRawSync(Buffer.concat(payloads.flatMap((p) => [p, TAIL])), { windowBits: clientMaxWindowBits, finishFlush: constants.Z_SYNC_FLUSH });
+      assert.ok(whole.equals(Buffer.concat(messages)), `window ${clientMaxWindowBits}`);
+      for (const payload of payloads) assert.ok(farthestDistance(Buffer.concat([payload, TAIL])) <= 2 ** clientMaxWindowBits);
+    }
+    // Without context takeover every message stands alone.
+    const alone = new DeflateCodec(params({ clientNoContextTakeover: true }), 1 << 20);
+    for (const message of jsonMessages(5, 300)) {
+      assert.ok(inflateRawSync(Buffer.concat([alone.compress(message), TAIL]), { finishFlush: constants.Z_SYNC_FLUSH }).equals(message));
+    }
+  });
+
+  test('inflating follows the server context takeover and window, and catches a server that breaks them', async () => {
+    const messages = jsonMessages(40, 2000);
+    /** What a server with one zlib stream sends: each message sync-flushed, the tail stripped. */
+    const streamed = async (windowBits: number): Promise<Buffer[]> => {
+      const deflate = createDeflateRaw({ windowBits });
+      const chunks: Buffer[] = [];
+      deflate.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const payloads: Buffer[] = [];
+      for (const message of messages) {
+        deflate.write(message);
+        await new Promise<void>((resolve) => deflate.flush(constants.Z_SYNC_FLUSH, () => resolve()));
+        const flushed = Buffer.concat(chunks.splice(0));
+        payloads.push(flushed.subarray(0, flushed.length - TAIL.length));
+      }
+      deflate.close();
+      return payloads;
+    };
+    const wide = await streamed(15);
+    const kept = new DeflateCodec(params(), 1 << 20);
+    assert.ok(wide.every((payload, i) => kept.decompress(payload).equals(messages[i]!)));
+    const narrow = await streamed(9);
+    const small = new DeflateCodec(params({ serverMaxWindowBits: 9 }), 1 << 20);
+    assert.ok(narrow.every((payload, i) => small.decompress(payload).equals(messages[i]!)));
+    // The server said server_no_context_takeover and kept its context: a reference into the previous message.
+    const reset = new DeflateCodec(params({ serverNoContextTakeover: true }), 1 << 20);
+    assert.throws(() => wide.forEach((payload) => reset.decompress(payload)), /invalid distance too far back/);
+    // The server said server_max_window_bits=9 and compressed with 32 KiB: caught within the first message.
+    const first = new DeflateCodec(params({ serverMaxWindowBits: 9 }), 1 << 20);
+    assert.throws(() => first.decompress(wide[0]!), /beyond the 512-byte window of server_max_window_bits=9/);
+  });
+
+  test('farthestDistance walks every block type and refuses a stream cut short', () => {
+    const json = loadCorpus(CORPORA[0]!).bytes.subarray(0, 20_000);
+    for (const level of [0, 1, 6, 9]) {
+      for (const strategy of [constants.Z_DEFAULT_STRATEGY, constants.Z_FIXED, constants.Z_HUFFMAN_ONLY]) {
+        for (const windowBits of [9, 11, 15]) {
+          const stream = deflateRawSync(json, { level, strategy, windowBits, finishFlush: constants.Z_SYNC_FLUSH });
+          const farthest = farthestDistance(stream);
+          assert.ok(farthest <= 2 ** windowBits, `level ${level}, strategy ${strategy}, window ${windowBits}: ${farthest}`);
+          if (level === 0 || strategy === constants.Z_HUFFMAN_ONLY) assert.equal(farthest, 0);
+        }
+      }
+    }
+    assert.ok(farthestDistance(deflateRawSync(json, { windowBits: 15 })) > 512);
+    const stream = deflateRawSync(json, { finishFlush: constants.Z_SYNC_FLUSH });
+    for (const cut of [1, 100, stream.length >> 1]) assert.throws(() => farthestDistance(stream.subarray(0, cut)), RangeError);
+  });
+
+  test('the compression cases pass against ws, with context takeover both ways', async (t) => {
+    const ws = new WsServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+    ws.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+    await new Promise<void>((resolve) => ws.once('listening', resolve));
+    t.after(() => new Promise<void>((resolve) => ws.close(() => resolve())));
+    const target = { host: '127.0.0.1', port: (ws.address() as AddressInfo).port };
+    // No client_no_context_takeover in the offer: ws keeps its inflate context, so the client keeps its
+    // own; ws compresses with the 512-byte window asked for and keeps its context too.
+    const result = await runCase({ ...byId('12.4.1'), offers: [{ clientMaxWindowBits: true, serverMaxWindowBits: 9 }] }, { target });
+    assert.deepEqual([result.behavior, result.behaviorClose, result.extension], [
+      'OK',
+      'OK',
+      'permessage-deflate; server_max_window_bits=9; client_max_window_bits=15',
+    ]);
+  });
+
+  test('no extension is UNIMPLEMENTED; a bad answer fails the handshake; a window too wide fails the case', async (t) => {
+    const plain = await serve(async (ws) => {
+      await ws.accept();
+      for await (const m of ws) await ws.send(m);
+    }, { port: 0 });
+    const greedy = await rawServer(() => undefined, 'permessage-deflate; server_max_window_bits=12');
+    // Negotiates server_max_window_bits=9, then echoes every message compressed with a 32 KiB window.
+    const wide = await rawServer((socket) => {
+      let pending = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        let frames;
+        try {
+          frames = readFrames(pending);
+        } catch {
+          return; // a frame is still arriving
+        }
+        pending = Buffer.alloc(0);
+        for (const frame of frames) {
+          if (frame.opcode === 0x8) {
+            socket.end(serverFrame({ opcode: 0x8, payload: frame.payload }));
+            return;
+          }
+          const message = inflateRawSync(Buffer.concat([frame.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
+          const echo = deflateRawSync(message, { windowBits: 15, finishFlush: constants.Z_SYNC_FLUSH });
+          socket.write(serverFrame({ opcode: frame.opcode, rsv: 4, payload: echo.subarray(0, echo.length - TAIL.length) }));
+        }
+      });
+    }, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=9');
+    t.after(() => {
+      greedy.close();
+      wide.close();
+      return plain.close({ timeout: 100 });
+    });
+    const none = await runCase(byId('12.1.1'), { target: { host: '127.0.0.1', port: plain.address()!.port } });
+    assert.deepEqual([none.behavior, none.behaviorClose, none.extension], ['UNIMPLEMENTED', 'OK', null]);
+    const refused = await runCase(byId('13.3.1'), { target: { host: '127.0.0.1', port: portOf(greedy) }, timeouts: fast });
+    assert.equal(refused.behavior, 'FAILED');
+    assert.match(refused.result, /invalid Sec-WebSocket-Extensions answer: .*server_max_window_bits=12 is above the 9 asked for/);
+    const tooFar = await runCase(byId('13.3.6'), { target: { host: '127.0.0.1', port: portOf(wide) }, timeouts: fast });
+    assert.equal(tooFar.behavior, 'FAILED');
+    assert.match(tooFar.result, /beyond the 512-byte window of server_max_window_bits=9/);
   });
 });
 

@@ -1,9 +1,10 @@
 /**
  * Every case of the conformance suite, in Autobahn's order, and the section titles (Autobahn's case
- * categories). Sections 12 and 13 (permessage-deflate) are not implemented yet.
+ * categories, shortened where Autobahn's are long).
  */
 import type { ConformanceCase } from '../harness.ts';
 import close from './close.ts';
+import compression from './compression.ts';
 import fragmentation from './fragmentation.ts';
 import framing from './framing.ts';
 import limits from './limits.ts';
@@ -23,6 +24,8 @@ export const SECTIONS: Readonly<Record<string, string>> = {
   '7': 'Close Handling',
   '9': 'Limits/Performance',
   '10': 'Misc',
+  '12': 'Compression/Payloads',
+  '13': 'Compression/Offers',
 };
 
 export const ALL_CASES: readonly ConformanceCase[] = [
@@ -35,6 +38,7 @@ export const ALL_CASES: readonly ConformanceCase[] = [
   ...close,
   ...limits,
   ...misc,
+  ...compression,
 ];
 
 /** The section a case id belongs to: `6.4.1` → `6`. */

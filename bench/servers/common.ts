@@ -16,6 +16,18 @@ import { performance } from 'node:perf_hooks';
 /** The only address the benchmark servers listen on. */
 export const HOST = '127.0.0.1';
 
+/**
+ * With BENCH_DEFLATE=1 in its environment, an echo server enables permessage-deflate (RFC 7692) with
+ * its library's defaults, except the size threshold below which a message is sent uncompressed: both
+ * libraries get this one, well under the smallest message of the deflate benchmarks (1 KiB), so every
+ * message is compressed by both whatever each library's default and whether it compares with > or >=.
+ */
+export const DEFLATE_THRESHOLD = 256;
+
+export function deflateRequested(): boolean {
+  return process.env['BENCH_DEFLATE'] === '1';
+}
+
 /** The message a server sends once it listens. */
 export interface ListeningMessage {
   readonly type: 'listening';

@@ -22,14 +22,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ListeningMessage, StatsMessage } from './common.ts';
 
-export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp';
+export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'rfc6455-deflate' | 'ws-deflate';
 
 export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   rfc6455: 'rfc6455',
   ws: 'ws + bufferutil',
   'ws-no-bufferutil': 'ws, no bufferutil',
   tcp: 'plain TCP echo',
+  'rfc6455-deflate': 'rfc6455, deflate',
+  'ws-deflate': 'ws + bufferutil, deflate',
 };
+
+/** The servers that offer permessage-deflate (RFC 7692): the same echo scripts, told by BENCH_DEFLATE=1. */
+export const DEFLATE_SERVERS: ReadonlySet<ServerKind> = new Set(['rfc6455-deflate', 'ws-deflate']);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCRIPTS: Readonly<Record<ServerKind, string>> = {
@@ -37,6 +42,8 @@ const SCRIPTS: Readonly<Record<ServerKind, string>> = {
   ws: 'ws-echo',
   'ws-no-bufferutil': 'ws-echo',
   tcp: 'tcp-echo',
+  'rfc6455-deflate': 'rfc6455-echo',
+  'ws-deflate': 'ws-echo',
 };
 
 /** Where tsc puts the compiled servers and library (bench/.build, ignored by git). */
@@ -131,6 +138,8 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   delete env['BENCH_SERVER_PORT'];
   if (kind === 'ws-no-bufferutil') env['WS_NO_BUFFER_UTIL'] = '1';
   else delete env['WS_NO_BUFFER_UTIL'];
+  if (DEFLATE_SERVERS.has(kind)) env['BENCH_DEFLATE'] = '1';
+  else delete env['BENCH_DEFLATE'];
   // `exec` keeps the PID and the IPC descriptor; the ulimit only raises the soft limit up to the hard one.
   const child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...nodeArgs], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

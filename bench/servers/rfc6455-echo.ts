@@ -1,10 +1,14 @@
 /**
- * The rfc6455 echo server for the end-to-end benchmarks: the same handler and options as
+ * The rfc6455 echo server for the end-to-end benchmarks: the handler and message limit of
  * examples/echo-server.ts (`npm start`), listening where the benchmark asks and reporting to it over
- * IPC (see common.ts).
+ * IPC (see common.ts). permessage-deflate is off, as ws's echo has it, unless BENCH_DEFLATE=1: then on
+ * with the library's defaults (server_no_context_takeover, 15 window bits, zlib level 6 and memory
+ * level 8) and the benchmarks' common threshold (common.ts).
  */
 import { serve } from '../../src/index.ts';
-import { announce, HOST, listenPort } from './common.ts';
+import { announce, DEFLATE_THRESHOLD, deflateRequested, HOST, listenPort } from './common.ts';
+
+const perMessageDeflate = deflateRequested() ? { threshold: DEFLATE_THRESHOLD } : false;
 
 const server = await serve(
   async (ws) => {
@@ -13,7 +17,7 @@ const server = await serve(
       await ws.send(message);
     }
   },
-  { port: listenPort(), host: HOST, maxMessageSize: 64 * 1024 * 1024 },
+  { port: listenPort(), host: HOST, maxMessageSize: 64 * 1024 * 1024, perMessageDeflate },
 );
 
-announce('rfc6455 echo', server.address()!.port, { library: 'rfc6455' });
+announce('rfc6455 echo', server.address()!.port, { library: 'rfc6455', perMessageDeflate });

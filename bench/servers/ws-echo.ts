@@ -1,6 +1,8 @@
 /**
  * The `ws` echo server for the end-to-end benchmarks: the echo from ws's README, with the same message
- * limit as ours (64 MiB) and permessage-deflate off (ws's server default; ours has none).
+ * limit as ours (64 MiB) and permessage-deflate off (ws's server default). With BENCH_DEFLATE=1,
+ * permessage-deflate is on with ws's defaults (context takeover both ways, 15 window bits, zlib level
+ * and memory level left to zlib) and the benchmarks' common threshold (common.ts).
  *
  * With WS_NO_BUFFER_UTIL=1 in the environment, ws does not load its optional native add-on
  * `bufferutil` and masks with its JavaScript byte loop. The `listening` message says which one ws
@@ -9,7 +11,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { announce, HOST, listenPort } from './common.ts';
+import { announce, DEFLATE_THRESHOLD, deflateRequested, HOST, listenPort } from './common.ts';
 
 const require = createRequire(import.meta.url);
 const wsLib = join(dirname(require.resolve('ws/package.json')), 'lib');
@@ -17,7 +19,8 @@ const bufferUtil = require(join(wsLib, 'buffer-util.js')) as { unmask: (buffer: 
 const nativeUnmask = String(bufferUtil.unmask).includes('bufferUtil.unmask') || String(bufferUtil.unmask).includes('websocketUnmask');
 const version = (require('ws/package.json') as { version: string }).version;
 
-const server = new WebSocketServer({ host: HOST, port: listenPort(), maxPayload: 64 * 1024 * 1024, perMessageDeflate: false });
+const perMessageDeflate = deflateRequested() ? { threshold: DEFLATE_THRESHOLD } : false;
+const server = new WebSocketServer({ host: HOST, port: listenPort(), maxPayload: 64 * 1024 * 1024, perMessageDeflate });
 server.on('connection', (ws) => {
   ws.on('message', (data, isBinary) => {
     ws.send(data, { binary: isBinary });
@@ -31,5 +34,6 @@ server.on('listening', () => {
     library: `ws@${version}`,
     bufferutil: nativeUnmask,
     WS_NO_BUFFER_UTIL: process.env['WS_NO_BUFFER_UTIL'] ?? null,
+    perMessageDeflate,
   });
 });
