@@ -10,12 +10,18 @@
  * 4. A handler that sends more than the hard limit without waiting (fire-and-forget).
  * 5. A close reply stuck behind output the peer never reads.
  * 6. The heartbeat and the idle timeout against a peer that never reads.
+ *
+ * And for the inbound side with permessage-deflate, where the cost is memory rather than socket bytes:
+ *
+ * 7. An inflate bomb: a compressed message within maxMessageSize that would inflate a thousandfold.
+ * 8. A compressed frame declaring more than maxMessageSize: refused from its header.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { constants, createDeflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { SlowConsumer, WebSocketDisconnect, type BroadcastResult, type Handler, type ServerOptions, type WebSocket, type WebSocketServer } from '../src/index.ts';
-import { encodeFrame, Opcode, parseClosePayload, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
+import { encodeFrame, Opcode, parseClosePayload, Rsv, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
 import { deferred, Harness, settle, sleep, until, withTimeout } from './helpers/server.ts';
 
 const KiB = 1024;
@@ -93,7 +99,10 @@ describe('hostile peers: every byte the server writes is bounded', () => {
         payload.writeUInt32BE(sent++, 0);
         frames.push(encodeFrame({ opcode: Opcode.Ping, payload, maskKey: MASK }));
       }
-      if (!client.socket.write(Buffer.concat(frames)) && !(await drainedWithin(client.socket, 300))) {
+      if (client.socket.write(Buffer.concat(frames)) || (await drainedWithin(client.socket, 300))) continue;
+      // No drain yet: a server slowed by other load is still reading; a stalled one has stopped.
+      await settle(() => server.bytesRead, 300, 10_000);
+      if (client.socket.writableNeedDrain) {
         stalled = true;
         break;
       }
@@ -440,5 +449,131 @@ describe('a peer that resets the connection', () => {
     assert.equal(seen.code, 1006);
     assert.equal(seen.initiator, 'transport');
     assert.equal(seen.cause, error);
+  });
+});
+
+// ------------------------------------------------------------------ compressed input (permessage-deflate)
+
+const MiB = 1024 * KiB;
+
+/** RFC 7692 §7.2.1: the end of a sync flush, removed from a message by its sender. */
+const FLUSH_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/**
+ * What one persistent raw deflate stream outputs for `count` chunks of `chunkSize` zero bytes, each
+ * followed by a Z_SYNC_FLUSH: one buffer per chunk, each ending with 00 00 ff ff.
+ */
+async function deflateZeroChunks(count: number, chunkSize: number): Promise<Buffer[]> {
+  const stream = createDeflateRaw({ level: 9, memLevel: 9 });
+  const zeros = Buffer.alloc(chunkSize);
+  const outputs: Buffer[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const chunks: Buffer[] = [];
+      const collect = (chunk: Buffer): void => {
+        chunks.push(chunk);
+      };
+      stream.on('data', collect);
+      stream.write(zeros);
+      await new Promise<void>((resolve) => stream.flush(constants.Z_SYNC_FLUSH, () => resolve()));
+      stream.off('data', collect);
+      outputs.push(Buffer.concat(chunks));
+    }
+  } finally {
+    stream.close();
+  }
+  return outputs;
+}
+
+/**
+ * A compressed message (tail removed) of at most `maxCompressed` bytes that inflates to as many MiB of
+ * zeros as fit, built without compressing them: after its first flush, a deflate stream fed zeros
+ * outputs the same block for every further MiB (the window is all zeros, the block byte-aligned), so
+ * the message is the first block and then the steady one repeated.
+ */
+async function inflateBomb(maxCompressed: number): Promise<{ payload: Buffer; inflatedSize: number }> {
+  const [first, steady, again] = await deflateZeroChunks(3, MiB);
+  assert.ok(steady!.equals(again!), 'the stream reached its steady state');
+  const count = 1 + Math.floor((maxCompressed + FLUSH_TAIL.length - first!.length) / steady!.length);
+  const message = Buffer.concat([first!, ...Array<Buffer>(count - 1).fill(steady!)]);
+  return { payload: message.subarray(0, -FLUSH_TAIL.length), inflatedSize: count * MiB };
+}
+
+describe('hostile peers: compressed input (permessage-deflate)', () => {
+  test('the inflate bomb construction: the first block and the repeated steady block are what the stream outputs', async () => {
+    const real = await deflateZeroChunks(5, MiB);
+    const built = Buffer.concat([real[0]!, ...Array<Buffer>(4).fill(real[1]!)]);
+    assert.ok(built.equals(Buffer.concat(real)), 'the same bytes as compressing 5 MiB of zeros');
+    const inflated = inflateRawSync(built, { finishFlush: constants.Z_SYNC_FLUSH });
+    assert.ok(inflated.equals(Buffer.alloc(5 * MiB)), '5 MiB of zeros');
+    const { payload, inflatedSize } = await inflateBomb(64 * KiB);
+    assert.ok(payload.length <= 64 * KiB);
+    const small = inflateRawSync(Buffer.concat([payload, FLUSH_TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
+    assert.equal(small.length, inflatedSize);
+    assert.ok(inflatedSize / payload.length > 1000, `ratio ${inflatedSize / payload.length}`);
+  });
+
+  test('7. an inflate bomb (≈1 MiB that inflates to ≈1 GiB) against maxMessageSize 1 MiB: 1009 at once, no GiB allocated, others served', async (t) => {
+    const h = new Harness(t);
+    const limit = MiB;
+    const { port } = await h.serve(echo, { perMessageDeflate: true, maxMessageSize: limit });
+    const { payload, inflatedSize } = await inflateBomb(limit);
+    // Within the limit on the wire, so only the inflated size can refuse it.
+    assert.ok(payload.length <= limit && payload.length > limit - 2 * KiB, `${payload.length} bytes compressed`);
+    assert.ok(inflatedSize >= 1000 * MiB, `inflates to ${inflatedSize} bytes`);
+    const frame = encodeFrame({ opcode: Opcode.Binary, rsv: Rsv.Rsv1, payload, maskKey: MASK });
+
+    const bystander = await h.rawOpened(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+    const attacker = await h.rawOpened(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' }, timeout: 10_000 });
+    assert.equal(attacker.response!.headers['sec-websocket-extensions'], 'permessage-deflate; server_no_context_takeover');
+    const before = process.memoryUsage();
+    const maxRssBefore = process.resourceUsage().maxRSS * 1024;
+    const started = Date.now();
+    await attacker.write(frame);
+    const close = await attacker.readFrame(10_000);
+    const elapsed = Date.now() - started;
+    const after = process.memoryUsage();
+    const maxRssGrowth = process.resourceUsage().maxRSS * 1024 - maxRssBefore;
+    t.diagnostic(
+      `${payload.length} bytes (${inflatedSize / MiB} MiB inflated) refused in ${elapsed} ms; ` +
+        `peak RSS +${(maxRssGrowth / MiB).toFixed(1)} MiB, RSS ${((after.rss - before.rss) / MiB).toFixed(1)} MiB, ` +
+        `arrayBuffers ${((after.arrayBuffers - before.arrayBuffers) / MiB).toFixed(1)} MiB`,
+    );
+    assert.equal(close.opcode, Opcode.Close);
+    assert.equal(parseClosePayload(close.payload).code, 1009);
+    await attacker.waitForEnd();
+    // Inflating it all takes seconds and a GiB; stopping at the limit takes milliseconds and ~1 MiB.
+    assert.ok(elapsed < 2000, `${elapsed} ms`);
+    assert.ok(maxRssGrowth < 100 * MiB, `peak RSS grew by ${maxRssGrowth} bytes`);
+    assert.ok(after.rss - before.rss < 100 * MiB, `RSS grew by ${after.rss - before.rss} bytes`);
+    assert.ok(after.arrayBuffers - before.arrayBuffers < 100 * MiB, `arrayBuffers grew by ${after.arrayBuffers - before.arrayBuffers} bytes`);
+
+    // The other connection is served throughout, compressed both ways.
+    const message = 'still here '.repeat(200);
+    const compressed = deflateRawSync(message, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -FLUSH_TAIL.length);
+    await bystander.sendFrame({ opcode: Opcode.Text, rsv: Rsv.Rsv1, payload: compressed });
+    const echoed = await bystander.readFrame();
+    assert.equal(echoed.rsv, Rsv.Rsv1);
+    const inflated = inflateRawSync(Buffer.concat([echoed.payload, FLUSH_TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
+    assert.equal(inflated.toString(), message);
+  });
+
+  test('8. a compressed frame declaring more than maxMessageSize (plus deflate\'s worst growth) is refused with 1009 from its header, before any payload', async (t) => {
+    const h = new Harness(t);
+    const { port } = await h.serve(echo, { perMessageDeflate: true, maxMessageSize: MiB });
+    // Compressed bytes may exceed the limit by an eighth plus 64 (data deflate cannot shrink grows).
+    const allowance = MiB + MiB / 8 + 64;
+    for (const declaredLength of [allowance + 1, 2n ** 62n]) {
+      const client = await h.rawOpened(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+      await client.sendFrame({ opcode: Opcode.Binary, rsv: Rsv.Rsv1, payload: Buffer.alloc(0), declaredLength, maskKey: MASK });
+      const close = await client.expectClose();
+      assert.equal(close.code, 1009, `declared ${declaredLength}`);
+      await client.waitForEnd();
+    }
+    // Fragments: the first within the limit, the next taking the compressed total past it.
+    const client = await h.rawOpened(port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+    await client.sendFrame({ opcode: Opcode.Binary, rsv: Rsv.Rsv1, fin: false, payload: Buffer.alloc(MiB - 10), maskKey: MASK });
+    await client.sendFrame({ opcode: Opcode.Continuation, payload: Buffer.alloc(0), declaredLength: allowance - (MiB - 10) + 1, maskKey: MASK });
+    assert.equal((await client.expectClose()).code, 1009);
   });
 });

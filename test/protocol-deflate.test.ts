@@ -246,9 +246,19 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
     expectFailed(protocol, sink, 1009, MessageTooBig);
   });
 
-  test('a compressed message over maxMessageSize on the wire is 1009 from its header', () => {
+  test('a compressed message is allowed an eighth (+64 bytes) over maxMessageSize on the wire, for data deflate cannot shrink; more is 1009 from its header', () => {
+    // 10 + ceil(10 / 8) + 64 = 76 compressed bytes at most.
+    const accepted = setup({ maxMessageSize: 10 });
+    accepted.protocol.receive(Buffer.from(binary(Buffer.alloc(76), true, RSV1).subarray(0, 8)));
+    assert.equal(accepted.protocol.closeEvent, null);
     const { protocol, sink } = setup({ maxMessageSize: 10 });
-    protocol.receive(Buffer.from(binary(Buffer.alloc(11), true, RSV1).subarray(0, 6)));
+    protocol.receive(Buffer.from(binary(Buffer.alloc(77), true, RSV1).subarray(0, 8)));
+    expectFailed(protocol, sink, 1009, MessageTooBig);
+  });
+
+  test('an uncompressed message on a deflate connection keeps the exact limit', () => {
+    const { protocol, sink } = setup({ maxMessageSize: 10 });
+    protocol.receive(Buffer.from(binary(Buffer.alloc(11), true, 0).subarray(0, 6)));
     expectFailed(protocol, sink, 1009, MessageTooBig);
   });
 });

@@ -98,6 +98,16 @@ const EMPTY = Buffer.alloc(0);
 /** RFC 6455 §5.2: the first reserved bit, which permessage-deflate uses (RFC 7692 §6). */
 const RSV1 = 0x40;
 
+/**
+ * The compressed size accepted for a message limited to `limit` bytes once inflated: deflate can make
+ * data larger. zlib falls back to stored blocks (5 bytes per 64 KiB); a fixed-Huffman encoder spends
+ * up to 9 bits on a literal byte. An eighth more, plus a little for block headers, covers both, so a
+ * message within the limit is never refused for its compressed size.
+ */
+function compressedAllowance(limit: number): number {
+  return limit + Math.ceil(limit / 8) + 64;
+}
+
 /** Pieces at least this large are kept as views of the read they came in; smaller ones are copied. */
 const SEGMENT_VIEW_THRESHOLD = 4096;
 
@@ -112,6 +122,8 @@ export class Protocol implements FrameHandler {
   private readonly parser: FrameParser;
   private readonly masked: boolean;
   private readonly maxMessageSize: number;
+  /** Largest frame accepted when the message is not compressed (the parser allows compressed slack). */
+  private readonly maxFrameSize: number;
   private readonly deflate: PerMessageDeflate | null;
 
   // The frame being parsed.
@@ -168,9 +180,10 @@ export class Protocol implements FrameHandler {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be a non-negative number');
     this.deflate = options.deflate ?? null;
+    this.maxFrameSize = Math.min(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, this.maxMessageSize);
     this.parser = new FrameParser(this, {
       role,
-      maxFrameSize: Math.min(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, this.maxMessageSize),
+      maxFrameSize: this.deflate === null ? this.maxFrameSize : compressedAllowance(this.maxFrameSize),
       // RFC 6455 §5.2: RSV1 only when an extension defining it was negotiated (RFC 7692 §6).
       allowedRsv: this.deflate === null ? 0 : RSV1,
     });
@@ -345,8 +358,13 @@ export class Protocol implements FrameHandler {
       this.compressedMessage = rsv !== 0;
     }
     // Refuse as soon as the declared total exceeds the limit, before the payload is held. A compressed
-    // message is held compressed, so the limit bounds those bytes too, and its inflated size again.
-    if (this.messageLength + length > this.maxMessageSize) {
+    // message is held compressed: its bytes are bounded by the limit plus what deflate can add, and its
+    // inflated size by the limit itself (inflateMessage).
+    if (this.compressedMessage) {
+      if (this.messageLength + length > compressedAllowance(this.maxMessageSize)) {
+        throw new MessageTooBig(`compressed message exceeds the ${this.maxMessageSize}-byte limit`);
+      }
+    } else if (this.messageLength + length > this.maxMessageSize || length > this.maxFrameSize) {
       throw new MessageTooBig(`message exceeds the ${this.maxMessageSize}-byte limit`);
     }
     this.messageLength += length;
