@@ -35,10 +35,11 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { formatMicros } from './format.ts';
-import { HISTOGRAM_SIZE, LOOPBACK, recordLatency, summarizeLatency, workerSource, type LatencySummary } from './loadgen.ts';
+import { HISTOGRAM_SIZE, LOOPBACK, recordLatency, summarizeLatency, xorshift, type LatencySummary } from './loadgen.ts';
+import { measureTraffic, openConcurrently, post, serveWorker, TrafficState, WorkerGroup, type WindowHooks } from './workers.ts';
 
 /**
  * Message variants each connection cycles through: at least 16, and at least 128 KiB of them, so a
@@ -50,22 +51,7 @@ export function variantCount(size: number): number {
   return Math.max(16, Math.ceil((128 * 1024) / size));
 }
 
-const MAX_REPORTED_ERRORS = 5;
-
 // ------------------------------------------------------------------------------------------ messages
-
-/** A deterministic pseudo-random generator (xorshift32): runs send the same bytes. */
-function xorshift(seed: number): () => number {
-  let state = seed >>> 0 || 0x2545f491;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state;
-  };
-}
 
 const EVENTS = ['page_view', 'click', 'add_to_cart', 'checkout', 'search', 'login', 'logout', 'share', 'scroll', 'purchase'];
 const REGIONS = ['eu-west-1', 'eu-central-1', 'us-east-1', 'us-west-2', 'ap-south-1', 'sa-east-1'];
@@ -125,25 +111,12 @@ export function messageVariants(size: number, seed: number): Buffer[] {
 
 // ------------------------------------------------------------------------------------------ worker
 
-interface WorkerConfig {
+/** The session's options, every default filled in. */
+interface WorkerConfig extends Required<DeflateLoadOptions> {
   readonly kind: 'rfc6455-deflate-loadgen';
-  readonly port: number;
-  readonly connections: number;
-  /** Offer permessage-deflate (ws's default client offer), with `threshold` for the client's own sends. */
-  readonly deflate: boolean;
-  readonly threshold: number;
-  readonly size: number;
-  /** 0: idle after one message each way. */
-  readonly inFlight: number;
-  readonly warmupMs: number;
-  readonly durationMs: number;
-  readonly connectConcurrency: number;
-  readonly connectTimeoutMs: number;
+  /** The worker gives up and exits after this long, whatever happens. */
   readonly deadlineMs: number;
-  readonly seed: number;
 }
-
-type ToWorker = { readonly type: 'go' } | { readonly type: 'close' };
 
 /** Sent once every connection is open (echo mode) or has had its one exchange (idle mode). */
 export interface DeflateOpenReport {
@@ -185,39 +158,23 @@ interface WorkerResult {
   readonly errorCount: number;
 }
 
-type FromWorker =
-  | DeflateOpenReport
-  | WorkerResult
-  | { readonly type: 'window'; readonly phase: 'start' | 'end' }
-  | { readonly type: 'closed' }
-  | { readonly type: 'fatal'; readonly message: string };
-
-class WorkerState {
+class WorkerState extends TrafficState {
   readonly config: WorkerConfig;
   readonly variants: readonly Buffer[];
   readonly clients: Client[] = [];
   readonly histogram = new Uint32Array(HISTOGRAM_SIZE);
   readonly extensions = new Set<string>();
-  sending = false;
-  measuring = false;
-  closing = false;
-  messages = 0;
+  /** Messages handed to the client library inside the window, and over the whole run. */
   sent = 0;
   sentTotal = 0;
-  verified = 0;
+  /** Idle mode: the exchanges' bytes on the wire, each way. */
   wireUp = 0;
   wireDown = 0;
-  errors: string[] = [];
-  errorCount = 0;
 
   constructor(config: WorkerConfig) {
+    super();
     this.config = config;
     this.variants = messageVariants(config.size, config.seed);
-  }
-
-  error(message: string): void {
-    this.errorCount++;
-    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(message);
   }
 
   /** Bytes written and read by every connection's socket so far. */
@@ -362,52 +319,15 @@ class Client {
   }
 }
 
-function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  parentPort!.postMessage(message, transfer);
-}
-
 async function openAll(state: WorkerState): Promise<DeflateOpenReport> {
   const { connections, connectConcurrency, connectTimeoutMs } = state.config;
-  const started = performance.now();
-  let opened = 0;
-  let failed = 0;
-  const errors: string[] = [];
-  let next = 0;
-  await new Promise<void>((resolve) => {
-    if (connections === 0) {
-      resolve();
-      return;
-    }
-    const launch = (): void => {
-      if (next >= connections) return;
-      const index = next++;
-      let timer: NodeJS.Timeout | undefined;
-      const client: Client = new Client(state, index, (error) => {
-        clearTimeout(timer);
-        if (error === null) opened++;
-        else {
-          failed++;
-          if (errors.length < MAX_REPORTED_ERRORS) errors.push(error.message);
-        }
-        if (opened + failed === connections) resolve();
-        else launch();
-      });
-      // The handshake has its own timeout (ws's handshakeTimeout); this one also covers the idle echo.
-      timer = setTimeout(() => client.ws.terminate(), 2 * connectTimeoutMs);
-      state.clients.push(client);
-    };
-    for (let i = 0; i < Math.min(connectConcurrency, connections); i++) launch();
+  // The handshake has its own timeout (ws's handshakeTimeout); this one also covers the idle echo.
+  const counts = await openConcurrently(connections, connectConcurrency, 2 * connectTimeoutMs, (index, done) => {
+    const client = new Client(state, index, done);
+    state.clients.push(client);
+    return () => client.ws.terminate();
   });
-  return {
-    type: 'opened',
-    opened,
-    failed,
-    elapsedMs: performance.now() - started,
-    extensions: [...state.extensions],
-    wireUp: state.wireUp,
-    wireDown: state.wireDown,
-    errors,
-  };
+  return { type: 'opened', ...counts, extensions: [...state.extensions], wireUp: state.wireUp, wireDown: state.wireDown };
 }
 
 /** How long the end of a run waits for the echoes still in flight before it reads the byte counters. */
@@ -428,85 +348,70 @@ async function drain(state: WorkerState, timeoutMs: number): Promise<void> {
 function runTraffic(state: WorkerState): void {
   const { warmupMs, durationMs } = state.config;
   const wireStart = state.wireTotals();
-  state.sending = true;
-  const now = performance.now();
-  for (const client of state.clients) client.start(now);
-  setTimeout(() => {
-    state.measuring = true;
-    state.messages = 0;
-    state.sent = 0;
-    state.histogram.fill(0);
-    const windowStart = performance.now();
-    const eluStart = performance.eventLoopUtilization();
-    post({ type: 'window', phase: 'start' });
-    setTimeout(() => {
-      state.measuring = false;
-      state.sending = false;
-      post({ type: 'window', phase: 'end' });
-      const windowMs = performance.now() - windowStart;
-      const elu = performance.eventLoopUtilization(eluStart).utilization;
-      const histogram = state.histogram.slice();
-      const { messages, sent } = state;
-      void drain(state, DRAIN_TIMEOUT_MS).then(() => {
-        const wireEnd = state.wireTotals();
-        post(
-          {
-            type: 'result',
-            messages,
-            sent,
-            verified: state.verified,
-            windowMs,
-            wireUp: wireEnd.up - wireStart.up,
-            wireDown: wireEnd.down - wireStart.down,
-            sentTotal: state.sentTotal,
-            undrained: pendingEchoes(state),
-            histogram,
-            elu,
-            errors: state.errors,
-            errorCount: state.errorCount,
-          },
-          [histogram.buffer],
-        );
-      });
-    }, durationMs);
-  }, warmupMs);
+  measureTraffic(
+    state,
+    { warmupMs, durationMs, postEdges: true },
+    {
+      start: (now) => {
+        for (const client of state.clients) client.start(now);
+      },
+      reset: () => {
+        state.messages = 0;
+        state.sent = 0;
+        state.histogram.fill(0);
+      },
+      done: (windowMs, elu) => {
+        const histogram = state.histogram.slice();
+        const { messages, sent } = state;
+        void drain(state, DRAIN_TIMEOUT_MS).then(() => {
+          const wireEnd = state.wireTotals();
+          post<WorkerResult>(
+            {
+              type: 'result',
+              messages,
+              sent,
+              verified: state.verified,
+              windowMs,
+              wireUp: wireEnd.up - wireStart.up,
+              wireDown: wireEnd.down - wireStart.down,
+              sentTotal: state.sentTotal,
+              undrained: pendingEchoes(state),
+              histogram,
+              elu,
+              errors: state.errors,
+              errorCount: state.errorCount,
+            },
+            [histogram.buffer],
+          );
+        });
+      },
+    },
+  );
 }
 
-async function workerMain(config: WorkerConfig): Promise<void> {
-  const port = parentPort!;
-  const deadline = setTimeout(() => {
-    post({ type: 'fatal', message: `deflate load generator passed its ${config.deadlineMs} ms deadline` });
-    process.exit(1);
-  }, config.deadlineMs);
-  deadline.unref();
-  const state = new WorkerState(config);
-  port.on('message', (message: ToWorker) => {
-    if (message.type === 'go') {
-      runTraffic(state);
-    } else {
-      state.closing = true;
-      state.sending = false;
-      for (const client of state.clients) client.ws.terminate();
-      post({ type: 'closed' });
-      port.close();
-    }
-  });
-  post(await openAll(state));
-}
-
-if (!isMainThread && (workerData as Partial<WorkerConfig> | null)?.kind === 'rfc6455-deflate-loadgen') {
-  void workerMain(workerData as WorkerConfig).catch((error: unknown) => {
-    post({ type: 'fatal', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    process.exit(1);
-  });
-}
+serveWorker<WorkerConfig>(
+  'rfc6455-deflate-loadgen',
+  () => 'deflate load generator',
+  (config) => {
+    const state = new WorkerState(config);
+    return {
+      open: () => openAll(state),
+      go: () => runTraffic(state),
+      close: () => {
+        state.closing = true;
+        state.sending = false;
+        for (const client of state.clients) client.ws.terminate();
+      },
+    };
+  },
+);
 
 // ------------------------------------------------------------------------------------------ coordinator
 
 export interface DeflateLoadOptions {
   readonly port: number;
   readonly connections: number;
-  /** Offer permessage-deflate. */
+  /** Offer permessage-deflate (ws's default client offer). */
   readonly deflate: boolean;
   /** The client's own threshold: messages under it are sent uncompressed. */
   readonly threshold: number;
@@ -543,25 +448,21 @@ export interface DeflateLoadResult {
   readonly errorCount: number;
 }
 
-/** What the caller may do at the edges of the measurement window (read the server's CPU time). */
-export interface DeflateWindowHooks {
-  readonly onWindowStart?: () => unknown;
-  readonly onWindowEnd?: () => unknown;
-}
-
 /** The connections of one measurement, held by one worker thread: `open()`, then `run()` or hold, then `close()`. */
 export class DeflateSession {
-  private readonly worker: Worker;
-  private readonly exited: Promise<void>;
+  private readonly group: WorkerGroup<DeflateOpenReport, WorkerResult>;
   private readonly options: DeflateLoadOptions;
-  private readonly inbox: FromWorker[] = [];
-  private waiter: ((message: FromWorker) => void) | null = null;
-  private failure: Error | null = null;
-  private onWindow: ((phase: 'start' | 'end') => void) | null = null;
-  report: DeflateOpenReport | null = null;
+  readonly report: DeflateOpenReport;
 
-  private constructor(options: DeflateLoadOptions) {
+  private constructor(group: WorkerGroup<DeflateOpenReport, WorkerResult>, options: DeflateLoadOptions, report: DeflateOpenReport) {
+    this.group = group;
     this.options = options;
+    this.report = report;
+  }
+
+  /** Starts the worker; resolves once every connection is open (idle mode: has had its exchange) or failed. */
+  static async open(options: DeflateLoadOptions): Promise<DeflateSession> {
+    if (!(options.port > 0 && options.port < 65536)) throw new RangeError(`bad port ${options.port}`);
     const connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
     const config: WorkerConfig = {
       kind: 'rfc6455-deflate-loadgen',
@@ -579,102 +480,20 @@ export class DeflateSession {
       deadlineMs: 2 * connectTimeoutMs + options.warmupMs + options.durationMs + 120_000,
       seed: options.seed ?? 0x7692 + options.size,
     };
-    this.worker = new Worker(workerSource(import.meta.url), { eval: true, workerData: config });
-    this.worker.on('message', (message: FromWorker) => this.deliver(message));
-    this.worker.on('error', (error) => this.fail(new Error(`deflate load generator: ${error.message}`)));
-    this.exited = new Promise<void>((resolve) => {
-      this.worker.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`deflate load generator exited with code ${code}`));
-        resolve();
-      });
-    });
-  }
-
-  private deliver(message: FromWorker): void {
-    if (message.type === 'fatal') {
-      this.fail(new Error(message.message));
-      return;
-    }
-    if (message.type === 'window') {
-      this.onWindow?.(message.phase);
-      return;
-    }
-    const waiter = this.waiter;
-    if (waiter !== null) {
-      this.waiter = null;
-      waiter(message);
-    } else {
-      this.inbox.push(message);
-    }
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.({ type: 'fatal', message: error.message });
-  }
-
-  private async next<T extends FromWorker['type']>(type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>> {
-    let timer: NodeJS.Timeout | undefined;
-    const message = await new Promise<FromWorker>((resolve) => {
-      if (this.failure !== null) {
-        resolve({ type: 'fatal', message: this.failure.message });
-        return;
-      }
-      const queued = this.inbox.shift();
-      if (queued !== undefined) {
-        resolve(queued);
-        return;
-      }
-      this.waiter = resolve;
-      timer = setTimeout(() => this.fail(new Error(`deflate load generator: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
-    }).finally(() => clearTimeout(timer));
-    if (message.type === 'fatal') throw new Error(message.message);
-    if (message.type !== type) throw new Error(`deflate load generator: expected '${type}', got '${message.type}'`);
-    return message as Extract<FromWorker, { type: T }>;
-  }
-
-  /** Starts the worker; resolves once every connection is open (idle mode: has had its exchange) or failed. */
-  static async open(options: DeflateLoadOptions): Promise<DeflateSession> {
-    if (!(options.port > 0 && options.port < 65536)) throw new RangeError(`bad port ${options.port}`);
-    const session = new DeflateSession(options);
-    try {
-      session.report = await session.next('opened', 2 * (options.connectTimeoutMs ?? 20_000) + 30_000);
-    } catch (error) {
-      await session.close();
-      throw error;
-    }
-    return session;
+    const { group, reports } = await WorkerGroup.open<DeflateOpenReport, WorkerResult>(
+      'deflate load generator',
+      import.meta.url,
+      [config],
+      2 * connectTimeoutMs + 30_000,
+    );
+    return new DeflateSession(group, options, reports[0]!);
   }
 
   /** Echo mode: warm-up, then the measured window. */
-  async run(hooks: DeflateWindowHooks = {}): Promise<DeflateLoadResult> {
+  async run(hooks: WindowHooks = {}): Promise<DeflateLoadResult> {
     const options = this.options;
-    let cpuStart = process.cpuUsage();
-    let wallStart = performance.now();
-    let cpu: NodeJS.CpuUsage | null = null;
-    let wallEnd = 0;
-    this.onWindow = (phase) => {
-      if (phase === 'start') {
-        cpuStart = process.cpuUsage();
-        wallStart = performance.now();
-        hooks.onWindowStart?.();
-      } else {
-        cpu = process.cpuUsage(cpuStart);
-        wallEnd = performance.now();
-        hooks.onWindowEnd?.();
-      }
-    };
-    this.worker.postMessage({ type: 'go' } satisfies ToWorker);
-    let result: WorkerResult;
-    try {
-      result = await this.next('result', options.warmupMs + options.durationMs + DRAIN_TIMEOUT_MS + 30_000);
-    } finally {
-      this.onWindow = null;
-    }
-    const usage: NodeJS.CpuUsage = cpu ?? process.cpuUsage(cpuStart);
-    const wallMs = (cpu === null ? performance.now() : wallEnd) - wallStart;
+    const { results, clientCpu } = await this.group.run(options.warmupMs + options.durationMs + DRAIN_TIMEOUT_MS + 30_000, hooks);
+    const result = results[0]!;
     const messagesPerSec = (result.messages * 1000) / result.windowMs;
     return {
       windowMs: result.windowMs,
@@ -685,7 +504,7 @@ export class DeflateSession {
       wireRatioDown: result.verified > 0 ? result.wireDown / (result.verified * options.size) : Number.NaN,
       latencyUs: summarizeLatency(result.histogram),
       clientElu: result.elu,
-      clientCpu: (usage.user + usage.system) / (wallMs * 1000),
+      clientCpu,
       verified: result.verified,
       errors: result.undrained > 0 ? [...result.errors, `${result.undrained} echoes missing ${DRAIN_TIMEOUT_MS} ms after the run`] : result.errors,
       errorCount: result.errorCount + (result.undrained > 0 ? 1 : 0),
@@ -693,14 +512,8 @@ export class DeflateSession {
   }
 
   /** Drops every connection and ends the worker (terminated if it does not end within 5 s). */
-  async close(): Promise<void> {
-    this.worker.postMessage({ type: 'close' } satisfies ToWorker);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), 5000);
-    });
-    if ((await Promise.race([this.exited, late])) === 'late') await this.worker.terminate();
-    clearTimeout(timer);
+  close(): Promise<void> {
+    return this.group.close();
   }
 }
 
@@ -724,7 +537,7 @@ async function main(): Promise<void> {
   const base = { port: Number(values.port), deflate: !values['no-deflate'], threshold: Number(values.threshold), size: Number(values.size) };
   if (values.idle !== undefined) {
     const session = await DeflateSession.open({ ...base, connections: Number(values.idle), inFlight: 0, warmupMs: 0, durationMs: 0 });
-    const report = session.report!;
+    const report = session.report;
     const perConnection = (bytes: number): string => (report.opened > 0 ? (bytes / report.opened).toFixed(0) : '-');
     console.log(
       `${report.opened} open after one message each way, ${report.failed} failed; extensions ${JSON.stringify(report.extensions)}; ` +
@@ -747,7 +560,7 @@ async function main(): Promise<void> {
     console.log(
       `${Math.round(result.messagesPerSec)} msgs/s, ${result.mbPerSec.toFixed(2)} MB/s payload; wire ÷ payload ${result.wireRatioUp.toFixed(3)} up, ` +
         `${result.wireRatioDown.toFixed(3)} down; p50 ${formatMicros(l.p50)}, p99 ${formatMicros(l.p99)}; generator ELU ${result.clientElu.toFixed(2)}, ` +
-        `process CPU ${(100 * result.clientCpu).toFixed(0)}%; extensions ${JSON.stringify(session.report!.extensions)}; ${result.verified} echoes verified, ${result.errorCount} errors ${result.errors.join('; ')}`,
+        `process CPU ${(100 * result.clientCpu).toFixed(0)}%; extensions ${JSON.stringify(session.report.extensions)}; ${result.verified} echoes verified, ${result.errorCount} errors ${result.errors.join('; ')}`,
     );
     if (result.errorCount > 0) process.exitCode = 1;
   } finally {

@@ -34,15 +34,15 @@
  *   BENCH_DEFLATE_CONNECTIONS=1000 BENCH_DEFLATE_WARMUP_MS=400 BENCH_DEFLATE_DURATION_MS=1500
  */
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DeflateSession, type DeflateLoadResult } from './deflate-load.ts';
-import { formatBytes, formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable } from './format.ts';
-import { stats, type Stats } from './harness.ts';
+import { formatBytes, formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable, ratioCell, spread } from './format.ts';
+import { finite, stats, type Stats } from './harness.ts';
 import { openFileLimit } from './loadgen.ts';
+import { echoRounds, envNumber, roundedLoad, type SectionRun } from './section.ts';
 import { DEFLATE_THRESHOLD, type StatsMessage } from './servers/common.ts';
-import { SERVER_LABELS, sourceRevision, startServer, usageBetween, type ServerHandle, type ServerKind } from './servers/control.ts';
+import { SERVER_LABELS, sourceRevision, startServer, windowSnapshots, type ServerHandle, type ServerKind } from './servers/control.ts';
 
 export type Library = 'rfc6455' | 'ws';
 
@@ -210,10 +210,6 @@ export interface DeflateResults {
 
 // ------------------------------------------------------------------------------------------ measuring
 
-function roundedLoad(): number[] {
-  return loadavg().map((value) => Math.round(value * 100) / 100);
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function errorText(error: unknown): string {
@@ -239,7 +235,7 @@ async function measureIdle(
     await sleep(200);
     const baseline = await server.stats(true);
     session = await DeflateSession.open({ ...load, port: server.port, connections: options.idleConnections, connectTimeoutMs: 30_000 });
-    const report = session.report!;
+    const report = session.report;
     await sleep(options.settleMs);
     const loaded = await server.stats(true);
     const opened = report.opened;
@@ -302,12 +298,7 @@ function systemShare(before: StatsMessage, after: StatsMessage): number {
 }
 
 async function measureEcho(server: ServerHandle, scenario: DeflateScenario, options: DeflateOptions, round: number): Promise<EchoRecord> {
-  const snapshots: { before?: Promise<StatsMessage | null>; after?: Promise<StatsMessage | null> } = {};
-  const snapshot = (): Promise<StatsMessage | null> =>
-    server.stats().catch((error: unknown) => {
-      process.stderr.write(`stats of the ${server.kind} server: ${errorText(error)}\n`);
-      return null;
-    });
+  const snapshots = windowSnapshots(server);
   const session = await DeflateSession.open({
     port: server.port,
     connections: scenario.connections,
@@ -320,22 +311,13 @@ async function measureEcho(server: ServerHandle, scenario: DeflateScenario, opti
   });
   let result: DeflateLoadResult;
   try {
-    const open = session.report!;
+    const open = session.report;
     if (open.failed > 0) throw new Error(`${open.failed} of ${scenario.connections} connections failed: ${open.errors.join('; ')}`);
-    result = await session.run({
-      onWindowStart: () => {
-        snapshots.before = snapshot();
-      },
-      onWindowEnd: () => {
-        snapshots.after = snapshot();
-      },
-    });
+    result = await session.run(snapshots.hooks);
   } finally {
     await session.close();
   }
-  const before = (await snapshots.before) ?? null;
-  const after = (await snapshots.after) ?? null;
-  const usage = before !== null && after !== null ? usageBetween(before, after) : { cpu: Number.NaN, elu: Number.NaN };
+  const { before, after, usage } = await snapshots.read();
   return {
     round,
     server: server.kind,
@@ -355,7 +337,7 @@ async function measureEcho(server: ServerHandle, scenario: DeflateScenario, opti
     clientElu: result.clientElu,
     clientCpu: result.clientCpu,
     verified: result.verified,
-    extensions: session.report!.extensions,
+    extensions: session.report.extensions,
     errors: result.errorCount > 0 ? [`${result.errorCount} errors: ${result.errors.join('; ')}`] : [],
     loadAverage1: roundedLoad()[0] ?? Number.NaN,
   };
@@ -387,10 +369,6 @@ function failedEcho(round: number, server: ServerKind, scenario: DeflateScenario
 }
 
 // ------------------------------------------------------------------------------------------ summaries
-
-function finite(values: readonly number[]): number[] {
-  return values.filter((value) => Number.isFinite(value));
-}
 
 function summarizeIdle(runs: readonly IdleExchangeRecord[], kinds: readonly (readonly [ServerKind, boolean])[]): IdleExchangeSummary[] {
   return kinds.map(([server, deflate]) => {
@@ -465,14 +443,6 @@ function summarizeEcho(scenario: DeflateScenario, kinds: readonly ServerKind[], 
 }
 
 // ------------------------------------------------------------------------------------------ printing
-
-function spread(value: Stats, format: (value: number) => string): string {
-  return `${format(value.min)}–${format(value.max)}`;
-}
-
-function ratioCell(value: Stats): string {
-  return Number.isFinite(value.median) ? `${formatRatio(value.median)} (${value.min.toFixed(2)}–${value.max.toFixed(2)})` : '-';
-}
 
 const formatWire = (value: number): string => (Number.isFinite(value) ? value.toFixed(3) : '-');
 const formatCpuUs = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(value >= 100 ? 0 : 1)} µs` : '-');
@@ -610,14 +580,6 @@ export function deflateMarkdown(file: { readonly date: string; readonly environm
 
 // ------------------------------------------------------------------------------------------ running
 
-function envNumber(name: string): number | undefined {
-  const value = process.env[name];
-  if (value === undefined || value === '') return undefined;
-  const number = Number(value);
-  if (!Number.isFinite(number) || number < 0) throw new RangeError(`${name}=${value} is not a non-negative number`);
-  return number;
-}
-
 export function deflateOptionsFor(quick: boolean): DeflateOptions {
   const base = quick ? QUICK_DEFLATE : FULL_DEFLATE;
   const librariesText = process.env['BENCH_DEFLATE_LIBRARIES'];
@@ -642,12 +604,7 @@ export function idleTitle(connections: number): string {
   return `deflate idle ${connections.toLocaleString('en-US')} connections after one ${IDLE_MESSAGE_SIZE / 1024} KiB message each way`;
 }
 
-export async function runDeflate(run: {
-  readonly quick: boolean;
-  readonly filter?: readonly string[];
-  readonly print: (text: string) => void;
-  readonly progress?: (text: string) => void;
-}): Promise<{ results: DeflateResults; missedTargets: number }> {
+export async function runDeflate(run: SectionRun): Promise<{ results: DeflateResults; missedTargets: number }> {
   const options = deflateOptionsFor(run.quick);
   const filter = run.filter ?? [];
   const selected = (title: string): boolean => filter.length === 0 || filter.some((prefix) => title.startsWith(prefix));
@@ -707,42 +664,25 @@ export async function runDeflate(run: {
   // Echo with deflate on both sides.
   const scenarios = DEFLATE_SCENARIOS.filter((scenario) => selected(scenario.title));
   const echoKinds = options.libraries.map((library) => DEFLATE_KIND[library]);
-  const echoRuns: EchoRecord[] = [];
-  for (let round = 0; round < options.rounds && scenarios.length > 0; round++) {
-    const order = echoKinds.map((_kind, index) => echoKinds[(index + round) % echoKinds.length]!);
-    for (const kind of order) {
-      let server: ServerHandle | null = null;
-      try {
-        server = await startServer(kind);
-        serverInfo[kind] = server.info;
-        for (const scenario of scenarios) {
-          let record: EchoRecord;
-          try {
-            record = await measureEcho(server, scenario, options, round);
-          } catch (error) {
-            record = failedEcho(round, kind, scenario, error);
-          }
-          echoRuns.push(record);
-          progress(
-            `  round ${round + 1}/${options.rounds}  ${SERVER_LABELS[kind].padEnd(24)}  ${scenario.title.padEnd(56)}  ` +
-              (record.errors.length > 0
-                ? `ERROR ${record.errors.join('; ')}`
-                : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(6)} MB/s  wire ${formatWire(record.wireRatioDown)} down ${formatWire(record.wireRatioUp)} up  ` +
-                  `srv CPU ${(100 * record.serverCpu).toFixed(0)}% ${formatCpuUs(record.serverCpuUsPerMessage)}/msg ELU ${record.serverElu.toFixed(2)}  gen ELU ${record.clientElu.toFixed(2)}`),
-          );
-        }
-      } catch (error) {
-        for (const scenario of scenarios) {
-          if (!echoRuns.some((record) => record.round === round && record.server === kind && record.scenario === scenario.title)) {
-            echoRuns.push(failedEcho(round, kind, scenario, error));
-          }
-        }
-        progress(`  round ${round + 1}: ${SERVER_LABELS[kind]} failed: ${errorText(error)}`);
-      } finally {
-        await server?.stop();
-      }
-    }
-  }
+  const echoRuns = await echoRounds({
+    rounds: options.rounds,
+    servers: echoKinds,
+    scenarios,
+    started: (server) => {
+      serverInfo[server.kind] = server.info;
+    },
+    measure: (server, scenario, round) => measureEcho(server, scenario, options, round),
+    failed: failedEcho,
+    measured: (record) =>
+      progress(
+        `  round ${record.round + 1}/${options.rounds}  ${SERVER_LABELS[record.server].padEnd(24)}  ${record.scenario.padEnd(56)}  ` +
+          (record.errors.length > 0
+            ? `ERROR ${record.errors.join('; ')}`
+            : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(6)} MB/s  wire ${formatWire(record.wireRatioDown)} down ${formatWire(record.wireRatioUp)} up  ` +
+              `srv CPU ${(100 * record.serverCpu).toFixed(0)}% ${formatCpuUs(record.serverCpuUsPerMessage)}/msg ELU ${record.serverElu.toFixed(2)}  gen ELU ${record.clientElu.toFixed(2)}`),
+      ),
+    progress,
+  });
   const echoSummaries = scenarios.map((scenario) => summarizeEcho(scenario, echoKinds, echoRuns, options.rounds));
   if (echoSummaries.length > 0) run.print(LEGEND);
   for (const summary of echoSummaries) run.print(`${formatEchoScenario(summary, options)}\n`);

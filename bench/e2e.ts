@@ -21,13 +21,12 @@
  *   BENCH_E2E_ROUNDS=5 BENCH_E2E_DURATION_MS=3000 BENCH_E2E_WARMUP_MS=1000 BENCH_E2E_WORKERS=1
  *   BENCH_E2E_SERVERS=rfc6455,ws,ws-no-bufferutil,tcp
  */
-import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { stats, type Stats } from './harness.ts';
-import { formatMb, formatMicros, formatRate, formatRatio, formatTable } from './format.ts';
+import { finite, stats, type Stats } from './harness.ts';
+import { formatMb, formatMicros, formatRate, formatTable, ratioCell, spread } from './format.ts';
 import { runLoad, type LoadResult } from './loadgen.ts';
-import { SERVER_LABELS, sourceRevision, startServer, usageBetween, type ServerHandle, type ServerKind } from './servers/control.ts';
-import type { StatsMessage } from './servers/common.ts';
+import { echoRounds, envNumber, roundedLoad, type SectionRun } from './section.ts';
+import { SERVER_LABELS, sourceRevision, windowSnapshots, type ServerHandle, type ServerKind } from './servers/control.ts';
 
 export interface Scenario {
   /** Group title, matched by `--filter` prefixes. */
@@ -142,18 +141,9 @@ function limitOf(serverElu: number, clientElu: number): string {
   return server && client ? 'both' : server ? 'server' : client ? 'load generator' : 'neither';
 }
 
-function roundedLoad(): number[] {
-  return loadavg().map((value) => Math.round(value * 100) / 100);
-}
-
 async function measure(server: ServerHandle, scenario: Scenario, options: E2eOptions, round: number): Promise<RunRecord> {
   // Snapshots of the server's CPU and event-loop counters at the edges of the measurement window.
-  const snapshots: { before?: Promise<StatsMessage | null>; after?: Promise<StatsMessage | null> } = {};
-  const snapshot = (): Promise<StatsMessage | null> =>
-    server.stats().catch((error: unknown) => {
-      process.stderr.write(`stats of the ${server.kind} server: ${error instanceof Error ? error.message : String(error)}\n`);
-      return null;
-    });
+  const snapshots = windowSnapshots(server);
   const result: LoadResult = await runLoad(
     {
       port: server.port,
@@ -165,18 +155,9 @@ async function measure(server: ServerHandle, scenario: Scenario, options: E2eOpt
       durationMs: options.durationMs,
       workers: options.workers,
     },
-    {
-      onWindowStart: () => {
-        snapshots.before = snapshot();
-      },
-      onWindowEnd: () => {
-        snapshots.after = snapshot();
-      },
-    },
+    snapshots.hooks,
   );
-  const before = (await snapshots.before) ?? null;
-  const after = (await snapshots.after) ?? null;
-  const usage = before !== null && after !== null ? usageBetween(before, after) : { cpu: Number.NaN, elu: Number.NaN };
+  const { usage } = await snapshots.read();
   const latency = result.latencyUs;
   return {
     round,
@@ -214,10 +195,6 @@ function failedRecord(round: number, server: ServerKind, scenario: Scenario, err
     errors: [error instanceof Error ? error.message : String(error)],
     loadAverage1: roundedLoad()[0] ?? nan,
   };
-}
-
-function finite(values: readonly number[]): number[] {
-  return values.filter((value) => Number.isFinite(value));
 }
 
 function summarize(scenario: Scenario, servers: readonly ServerKind[], runs: readonly RunRecord[], rounds: number): ScenarioSummary {
@@ -266,14 +243,6 @@ srv ELU: the server's event-loop utilization (1.00 = never waiting for I/O); srv
 threads, GC included); gen ELU: the load generator worker's. A side at ELU ≥ ${ELU_SATURATED} is the limit; on 2 cores, an ELU near 1 with
 CPU well under 100 % means the process was runnable but waiting for a core (other load on the machine).
 `;
-
-function spread(value: Stats, format: (value: number) => string): string {
-  return `${format(value.min)}–${format(value.max)}`;
-}
-
-function ratioCell(value: Stats): string {
-  return Number.isFinite(value.median) ? `${formatRatio(value.median)} (${value.min.toFixed(2)}–${value.max.toFixed(2)})` : '-';
-}
 
 export function formatScenario(summary: ScenarioSummary, options: E2eOptions): string {
   const { scenario } = summary;
@@ -369,22 +338,6 @@ export function formatE2eTargets(targets: readonly TargetCheck[]): string {
   ].join('\n');
 }
 
-export interface E2eRunOptions {
-  readonly quick: boolean;
-  readonly filter?: readonly string[];
-  readonly print: (text: string) => void;
-  /** Progress lines (one per measurement); default stderr. */
-  readonly progress?: (text: string) => void;
-}
-
-function envNumber(name: string): number | undefined {
-  const value = process.env[name];
-  if (value === undefined || value === '') return undefined;
-  const number = Number(value);
-  if (!Number.isFinite(number) || number < 0) throw new RangeError(`${name}=${value} is not a non-negative number`);
-  return number;
-}
-
 export function e2eOptionsFor(quick: boolean): E2eOptions {
   const base = quick ? QUICK_E2E : FULL_E2E;
   return {
@@ -403,7 +356,7 @@ function serversFromEnv(): ServerKind[] {
   return list;
 }
 
-export async function runE2e(run: E2eRunOptions): Promise<{ results: E2eResults; missedTargets: number }> {
+export async function runE2e(run: SectionRun): Promise<{ results: E2eResults; missedTargets: number }> {
   const options = e2eOptionsFor(run.quick);
   const filter = run.filter ?? [];
   const scenarios = SCENARIOS.filter((scenario) => filter.length === 0 || filter.some((prefix) => scenario.title.startsWith(prefix)));
@@ -411,7 +364,6 @@ export async function runE2e(run: E2eRunOptions): Promise<{ results: E2eResults;
   const progress = run.progress ?? ((text: string) => process.stderr.write(`${text}\n`));
   const loadStart = roundedLoad();
   const source = sourceRevision();
-  const runs: RunRecord[] = [];
   const serverInfo: Partial<Record<ServerKind, Record<string, unknown>>> = {};
   if (scenarios.length === 0) {
     run.print('no end-to-end scenario matches the filter');
@@ -420,41 +372,25 @@ export async function runE2e(run: E2eRunOptions): Promise<{ results: E2eResults;
       `rfc6455 at ${source.commit ?? 'unknown commit'}${source.srcModified === true ? ' with uncommitted changes in src/' : ''}; ${options.rounds} rounds; each: every server in turn (order rotated), every scenario, ${options.warmupMs} ms warm-up + ${options.durationMs} ms measured; ${options.workers} load generator worker(s); load average at start ${loadStart.join(' ')}`,
     );
   }
-  for (let round = 0; round < options.rounds && scenarios.length > 0; round++) {
-    const order = servers.map((_server, index) => servers[(index + round) % servers.length]!);
-    for (const kind of order) {
-      let server: ServerHandle | null = null;
-      try {
-        server = await startServer(kind);
-        serverInfo[kind] = server.info;
-        if (kind === 'ws' && server.info['bufferutil'] !== true) run.print('warning: ws did not load native bufferutil');
-        for (const scenario of scenarios) {
-          let record: RunRecord;
-          try {
-            record = await measure(server, scenario, options, round);
-          } catch (error) {
-            record = failedRecord(round, kind, scenario, error);
-          }
-          runs.push(record);
-          progress(
-            `  round ${round + 1}/${options.rounds}  ${SERVER_LABELS[kind].padEnd(17)}  ${scenario.title.padEnd(44)}  ` +
-              (record.errors.length > 0
-                ? `ERROR ${record.errors.join('; ')}`
-                : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(7)} MB/s  p50 ${formatMicros(record.latencyUs.p50).padStart(8)}  p99 ${formatMicros(record.latencyUs.p99).padStart(8)}  srv ELU ${record.serverElu.toFixed(2)} CPU ${(100 * record.serverCpu).toFixed(0)}%  gen ELU ${record.clientElu.map((elu) => elu.toFixed(2)).join('/')}`),
-          );
-        }
-      } catch (error) {
-        for (const scenario of scenarios) {
-          if (!runs.some((record) => record.round === round && record.server === kind && record.scenario === scenario.title)) {
-            runs.push(failedRecord(round, kind, scenario, error));
-          }
-        }
-        progress(`  round ${round + 1}: ${SERVER_LABELS[kind]} failed: ${error instanceof Error ? error.message : String(error)}`);
-      } finally {
-        await server?.stop();
-      }
-    }
-  }
+  const runs = await echoRounds({
+    rounds: options.rounds,
+    servers,
+    scenarios,
+    started: (server) => {
+      serverInfo[server.kind] = server.info;
+      if (server.kind === 'ws' && server.info['bufferutil'] !== true) run.print('warning: ws did not load native bufferutil');
+    },
+    measure: (server, scenario, round) => measure(server, scenario, options, round),
+    failed: failedRecord,
+    measured: (record) =>
+      progress(
+        `  round ${record.round + 1}/${options.rounds}  ${SERVER_LABELS[record.server].padEnd(17)}  ${record.scenario.padEnd(44)}  ` +
+          (record.errors.length > 0
+            ? `ERROR ${record.errors.join('; ')}`
+            : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(7)} MB/s  p50 ${formatMicros(record.latencyUs.p50).padStart(8)}  p99 ${formatMicros(record.latencyUs.p99).padStart(8)}  srv ELU ${record.serverElu.toFixed(2)} CPU ${(100 * record.serverCpu).toFixed(0)}%  gen ELU ${record.clientElu.map((elu) => elu.toFixed(2)).join('/')}`),
+      ),
+    progress,
+  });
   const summaries = scenarios.map((scenario) => summarize(scenario, servers, runs, options.rounds));
   if (summaries.length > 0) run.print(LEGEND);
   for (const summary of summaries) run.print(`${formatScenario(summary, options)}\n`);

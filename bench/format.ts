@@ -1,4 +1,5 @@
-/** Small formatting helpers shared by the end-to-end and memory sections. */
+/** Small formatting helpers shared by the end-to-end, memory and deflate sections. */
+import type { Stats } from './harness.ts';
 
 /** 1234 → `1.23 k`, 1234567 → `1.23 M`. */
 export function formatRate(value: number): string {
@@ -35,6 +36,16 @@ export function formatBytes(bytes: number): string {
 
 export function formatRatio(value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(2)}x` : '-';
+}
+
+/** The range of a `stats` result: `min–max`. */
+export function spread(value: Stats, format: (value: number) => string): string {
+  return `${format(value.min)}–${format(value.max)}`;
+}
+
+/** A ratio's median with its range: `1.23x (1.10–1.40)`, or `-`. */
+export function ratioCell(value: Stats): string {
+  return Number.isFinite(value.median) ? `${formatRatio(value.median)} (${value.min.toFixed(2)}–${value.max.toFixed(2)})` : '-';
 }
 
 /** A plain-text table: the first column left-aligned, the others right-aligned. */

@@ -73,6 +73,11 @@ export interface GroupResult {
   readonly ratios: readonly RatioResult[];
 }
 
+/** The finite values (a failed or empty measurement gives NaN), for `stats`. */
+export function finite(values: readonly number[]): number[] {
+  return values.filter((value) => Number.isFinite(value));
+}
+
 export function stats(values: readonly number[]): Stats {
   if (values.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
   const sorted = [...values].sort((a, b) => a - b);

@@ -36,8 +36,9 @@ import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import { formatMicros } from './format.ts';
+import { MAX_REPORTED_ERRORS, measureTraffic, openConcurrently, post, serveWorker, TrafficState, WorkerGroup, type WindowHooks } from './workers.ts';
 
 /** The only address the load generator talks to. */
 export const LOOPBACK = '127.0.0.1';
@@ -114,7 +115,7 @@ export function summarizeLatency(counts: Uint32Array): LatencySummary {
 // ------------------------------------------------------------------------------------------ frames
 
 /** A deterministic pseudo-random generator (xorshift32), so runs send the same bytes. */
-function xorshift(seed: number): () => number {
+export function xorshift(seed: number): () => number {
   let state = seed >>> 0 || 0x9e3779b9;
   return () => {
     state ^= state << 13;
@@ -247,8 +248,6 @@ interface WorkerConfig {
   readonly seed: number;
 }
 
-type ToWorker = { readonly type: 'go' } | { readonly type: 'close' };
-
 interface OpenedReport {
   readonly type: 'opened';
   readonly opened: number;
@@ -272,22 +271,7 @@ interface WorkerResult {
   readonly errorCount: number;
 }
 
-/** The edges of the measurement window, as worker 0 sees them (the coordinator samples CPU there). */
-interface WindowEdge {
-  readonly type: 'window';
-  readonly phase: 'start' | 'end';
-}
-
-type FromWorker =
-  | OpenedReport
-  | WorkerResult
-  | WindowEdge
-  | { readonly type: 'closed' }
-  | { readonly type: 'fatal'; readonly message: string };
-
-const MAX_REPORTED_ERRORS = 5;
-
-class WorkerState {
+class WorkerState extends TrafficState {
   readonly config: WorkerConfig;
   readonly send: FrameRing | null;
   readonly expect: FrameRing | null;
@@ -298,15 +282,9 @@ class WorkerState {
    * read is checked before the next one (libuv calls back synchronously after each read).
    */
   readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
-  sending = false;
-  measuring = false;
-  closing = false;
-  messages = 0;
-  verified = 0;
-  errors: string[] = [];
-  errorCount = 0;
 
   constructor(config: WorkerConfig) {
+    super();
     this.config = config;
     if (config.inFlight > 0) {
       const rings = buildRings(config.size, config.text, variantCount(config.size, config.inFlight), config.seed, config.protocol === 'tcp');
@@ -316,11 +294,6 @@ class WorkerState {
       this.send = null;
       this.expect = null;
     }
-  }
-
-  error(message: string): void {
-    this.errorCount++;
-    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(message);
   }
 }
 
@@ -502,81 +475,47 @@ class Client {
   }
 }
 
-function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  parentPort!.postMessage(message, transfer);
-}
-
 async function openAll(state: WorkerState): Promise<OpenedReport> {
   const { connections, connectConcurrency, connectTimeoutMs } = state.config;
-  const started = performance.now();
-  let opened = 0;
-  let failed = 0;
-  const errors: string[] = [];
-  let next = 0;
-  await new Promise<void>((resolve) => {
-    if (connections === 0) {
-      resolve();
-      return;
-    }
-    const launch = (): void => {
-      if (next >= connections) return;
-      next++;
-      let timer: NodeJS.Timeout | undefined;
-      const client: Client = new Client(state, (error) => {
-        clearTimeout(timer);
-        if (error === null) {
-          opened++;
-        } else {
-          failed++;
-          if (errors.length < MAX_REPORTED_ERRORS) errors.push(error.message);
-        }
-        if (opened + failed === connections) resolve();
-        else launch();
-      });
-      timer = setTimeout(() => client.socket.destroy(new Error(`no handshake within ${connectTimeoutMs} ms`)), connectTimeoutMs);
-      state.clients.push(client);
-    };
-    for (let i = 0; i < Math.min(connectConcurrency, connections); i++) launch();
+  const counts = await openConcurrently(connections, connectConcurrency, connectTimeoutMs, (_index, done) => {
+    const client = new Client(state, done);
+    state.clients.push(client);
+    return () => client.socket.destroy(new Error(`no handshake within ${connectTimeoutMs} ms`));
   });
-  return { type: 'opened', opened, failed, elapsedMs: performance.now() - started, errors };
+  return { type: 'opened', ...counts };
 }
 
 function runTraffic(state: WorkerState): void {
-  const { warmupMs, durationMs } = state.config;
-  state.sending = true;
-  const now = performance.now();
-  for (const client of state.clients) client.start(now);
-  let eluStart = performance.eventLoopUtilization();
-  let windowStart = now;
-  setTimeout(() => {
-    state.measuring = true;
-    state.messages = 0;
-    state.histogram.fill(0);
-    windowStart = performance.now();
-    eluStart = performance.eventLoopUtilization();
-    if (state.config.id === 0) post({ type: 'window', phase: 'start' });
-    setTimeout(() => {
-      state.measuring = false;
-      state.sending = false;
-      if (state.config.id === 0) post({ type: 'window', phase: 'end' });
-      const windowMs = performance.now() - windowStart;
-      const elu = performance.eventLoopUtilization(eluStart).utilization;
-      const histogram = state.histogram.slice();
-      post(
-        {
-          type: 'result',
-          messages: state.messages,
-          verified: state.verified,
-          windowMs,
-          histogram,
-          elu,
-          errors: state.errors,
-          errorCount: state.errorCount,
-        },
-        [histogram.buffer],
-      );
-    }, durationMs);
-  }, warmupMs);
+  const { warmupMs, durationMs, id } = state.config;
+  measureTraffic(
+    state,
+    { warmupMs, durationMs, postEdges: id === 0 },
+    {
+      start: (now) => {
+        for (const client of state.clients) client.start(now);
+      },
+      reset: () => {
+        state.messages = 0;
+        state.histogram.fill(0);
+      },
+      done: (windowMs, elu) => {
+        const histogram = state.histogram.slice();
+        post<WorkerResult>(
+          {
+            type: 'result',
+            messages: state.messages,
+            verified: state.verified,
+            windowMs,
+            histogram,
+            elu,
+            errors: state.errors,
+            errorCount: state.errorCount,
+          },
+          [histogram.buffer],
+        );
+      },
+    },
+  );
 }
 
 function closeAll(state: WorkerState): void {
@@ -585,32 +524,14 @@ function closeAll(state: WorkerState): void {
   for (const client of state.clients) client.socket.destroy();
 }
 
-async function workerMain(config: WorkerConfig): Promise<void> {
-  const port = parentPort!;
-  const deadline = setTimeout(() => {
-    post({ type: 'fatal', message: `load generator worker ${config.id} passed its ${config.deadlineMs} ms deadline` });
-    process.exit(1);
-  }, config.deadlineMs);
-  deadline.unref();
-  const state = new WorkerState(config);
-  port.on('message', (message: ToWorker) => {
-    if (message.type === 'go') {
-      runTraffic(state);
-    } else if (message.type === 'close') {
-      closeAll(state);
-      post({ type: 'closed' });
-      port.close();
-    }
-  });
-  post(await openAll(state));
-}
-
-if (!isMainThread && (workerData as Partial<WorkerConfig> | null)?.kind === 'rfc6455-loadgen') {
-  void workerMain(workerData as WorkerConfig).catch((error: unknown) => {
-    post({ type: 'fatal', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    process.exit(1);
-  });
-}
+serveWorker<WorkerConfig>(
+  'rfc6455-loadgen',
+  (config) => `load generator worker ${config.id}`,
+  (config) => {
+    const state = new WorkerState(config);
+    return { open: () => openAll(state), go: () => runTraffic(state), close: () => closeAll(state) };
+  },
+);
 
 // ------------------------------------------------------------------------------------------ coordinator
 
@@ -666,21 +587,6 @@ export interface LoadResult {
   readonly errorCount: number;
 }
 
-/** What the caller may do at the edges of the measurement window (e.g. read the server's CPU time). */
-export interface WindowHooks {
-  readonly onWindowStart?: () => unknown;
-  readonly onWindowEnd?: () => unknown;
-}
-
-/**
- * The worker bootstrap: tsx's loader is not inherited by worker threads, so each registers it, then
- * imports `moduleUrl` (this module by default; bench/deflate-load.ts passes its own).
- */
-export function workerSource(moduleUrl: string = import.meta.url): string {
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(moduleUrl)}); });`;
-}
-
 /** The soft limit on open files of this process (Linux), or null when unknown. */
 export function openFileLimit(): number | null {
   try {
@@ -697,161 +603,59 @@ export function openFileLimit(): number | null {
  * `run()` (traffic) or just hold them (idle), then `close()`.
  */
 export class LoadSession {
-  private readonly workers: Worker[];
-  private readonly exited: Promise<void>[];
+  private readonly group: WorkerGroup<OpenedReport, WorkerResult>;
   private readonly options: LoadOptions;
-  private readonly inbox: FromWorker[][];
-  private readonly waiting: (((message: FromWorker) => void) | null)[];
-  private failure: Error | null = null;
-  private onWindow: ((phase: 'start' | 'end') => void) | null = null;
-  report: OpenReport | null = null;
+  readonly report: OpenReport;
 
-  private constructor(options: LoadOptions) {
+  private constructor(group: WorkerGroup<OpenedReport, WorkerResult>, options: LoadOptions, report: OpenReport) {
+    this.group = group;
     this.options = options;
-    const count = Math.max(1, Math.min(options.workers ?? 1, Math.max(1, options.connections)));
-    const deadlineMs = (options.connectTimeoutMs ?? 20_000) + options.warmupMs + options.durationMs + 60_000;
-    this.inbox = [];
-    this.waiting = [];
-    this.workers = [];
-    this.exited = [];
-    const source = workerSource();
-    for (let id = 0; id < count; id++) {
-      const share = Math.floor(options.connections / count) + (id < options.connections % count ? 1 : 0);
-      const config: WorkerConfig = {
-        kind: 'rfc6455-loadgen',
-        id,
-        port: options.port,
-        path: options.path ?? '/',
-        protocol: options.protocol ?? 'websocket',
-        connections: share,
-        inFlight: options.inFlight,
-        size: options.size,
-        text: options.text ?? false,
-        warmupMs: options.warmupMs,
-        durationMs: options.durationMs,
-        connectConcurrency: options.connectConcurrency ?? 128,
-        connectTimeoutMs: options.connectTimeoutMs ?? 20_000,
-        deadlineMs,
-        seed: 0x5eed0000 + id * 7919 + options.size,
-      };
-      const worker = new Worker(source, { eval: true, workerData: config });
-      this.inbox.push([]);
-      this.waiting.push(null);
-      worker.on('message', (message: FromWorker) => this.deliver(id, message));
-      worker.on('error', (error) => this.fail(new Error(`load generator worker ${id}: ${error.message}`)));
-      this.exited.push(
-        new Promise<void>((resolve) => {
-          worker.on('exit', (code) => {
-            if (code !== 0) this.fail(new Error(`load generator worker ${id} exited with code ${code}`));
-            resolve();
-          });
-        }),
-      );
-      this.workers.push(worker);
-    }
-  }
-
-  private deliver(id: number, message: FromWorker): void {
-    if (message.type === 'fatal') {
-      this.fail(new Error(message.message));
-      return;
-    }
-    if (message.type === 'window') {
-      this.onWindow?.(message.phase);
-      return;
-    }
-    const waiter = this.waiting[id];
-    if (waiter !== null && waiter !== undefined) {
-      this.waiting[id] = null;
-      waiter(message);
-    } else {
-      this.inbox[id]!.push(message);
-    }
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    for (let id = 0; id < this.waiting.length; id++) {
-      const waiter = this.waiting[id];
-      if (waiter !== null && waiter !== undefined) {
-        this.waiting[id] = null;
-        waiter({ type: 'fatal', message: error.message });
-      }
-    }
-  }
-
-  /** The next message of every worker, in worker order; rejects on a worker failure or after `timeoutMs`. */
-  private async next<T extends FromWorker['type']>(type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>[]> {
-    const received = await Promise.all(
-      this.workers.map(
-        (_worker, id) =>
-          new Promise<FromWorker>((resolve) => {
-            if (this.failure !== null) {
-              resolve({ type: 'fatal', message: this.failure.message });
-              return;
-            }
-            const queued = this.inbox[id]!.shift();
-            if (queued !== undefined) resolve(queued);
-            else this.waiting[id] = resolve;
-          }),
-      ).map((promise) => withTimeout(promise, timeoutMs, `load generator: no '${type}' from a worker within ${timeoutMs} ms`)),
-    );
-    for (const message of received) {
-      if (message.type === 'fatal') throw new Error(message.message);
-      if (message.type !== type) throw new Error(`load generator: expected '${type}', got '${message.type}'`);
-    }
-    return received as Extract<FromWorker, { type: T }>[];
+    this.report = report;
   }
 
   /** Starts the workers; resolves once every connection has completed its handshake (or failed). */
   static async open(options: LoadOptions): Promise<LoadSession> {
     if (!(options.port > 0 && options.port < 65536)) throw new RangeError(`bad port ${options.port}`);
-    const session = new LoadSession(options);
-    try {
-      const reports = await session.next('opened', (options.connectTimeoutMs ?? 20_000) + 30_000);
-      const opened = reports.reduce((sum, report) => sum + report.opened, 0);
-      const elapsedMs = Math.max(...reports.map((report) => report.elapsedMs));
-      session.report = {
-        opened,
-        failed: reports.reduce((sum, report) => sum + report.failed, 0),
-        elapsedMs,
-        handshakesPerSec: elapsedMs > 0 ? (opened * 1000) / elapsedMs : Number.NaN,
-        errors: reports.flatMap((report) => report.errors).slice(0, MAX_REPORTED_ERRORS),
-      };
-    } catch (error) {
-      await session.close();
-      throw error;
-    }
-    return session;
+    const count = Math.max(1, Math.min(options.workers ?? 1, Math.max(1, options.connections)));
+    const deadlineMs = (options.connectTimeoutMs ?? 20_000) + options.warmupMs + options.durationMs + 60_000;
+    const configs = Array.from({ length: count }, (_unused, id): WorkerConfig => ({
+      kind: 'rfc6455-loadgen',
+      id,
+      port: options.port,
+      path: options.path ?? '/',
+      protocol: options.protocol ?? 'websocket',
+      connections: Math.floor(options.connections / count) + (id < options.connections % count ? 1 : 0),
+      inFlight: options.inFlight,
+      size: options.size,
+      text: options.text ?? false,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      connectConcurrency: options.connectConcurrency ?? 128,
+      connectTimeoutMs: options.connectTimeoutMs ?? 20_000,
+      deadlineMs,
+      seed: 0x5eed0000 + id * 7919 + options.size,
+    }));
+    const { group, reports } = await WorkerGroup.open<OpenedReport, WorkerResult>(
+      'load generator',
+      import.meta.url,
+      configs,
+      (options.connectTimeoutMs ?? 20_000) + 30_000,
+    );
+    const opened = reports.reduce((sum, report) => sum + report.opened, 0);
+    const elapsedMs = Math.max(...reports.map((report) => report.elapsedMs));
+    return new LoadSession(group, options, {
+      opened,
+      failed: reports.reduce((sum, report) => sum + report.failed, 0),
+      elapsedMs,
+      handshakesPerSec: elapsedMs > 0 ? (opened * 1000) / elapsedMs : Number.NaN,
+      errors: reports.flatMap((report) => report.errors).slice(0, MAX_REPORTED_ERRORS),
+    });
   }
 
   /** Runs the traffic: warm-up, then the measured window. */
   async run(hooks: WindowHooks = {}): Promise<LoadResult> {
     const options = this.options;
-    let cpuStart = process.cpuUsage();
-    let wallStart = performance.now();
-    let cpuEnd: NodeJS.CpuUsage | null = null;
-    let wallEnd = 0;
-    this.onWindow = (phase) => {
-      if (phase === 'start') {
-        cpuStart = process.cpuUsage();
-        wallStart = performance.now();
-        hooks.onWindowStart?.();
-      } else {
-        cpuEnd = process.cpuUsage(cpuStart);
-        wallEnd = performance.now();
-        hooks.onWindowEnd?.();
-      }
-    };
-    for (const worker of this.workers) worker.postMessage({ type: 'go' } satisfies ToWorker);
-    let results: WorkerResult[];
-    try {
-      results = await this.next('result', options.warmupMs + options.durationMs + 30_000);
-    } finally {
-      this.onWindow = null;
-    }
-    const usage: NodeJS.CpuUsage = cpuEnd ?? process.cpuUsage(cpuStart);
-    const wallMs = (cpuEnd === null ? performance.now() : wallEnd) - wallStart;
+    const { results, clientCpu } = await this.group.run(options.warmupMs + options.durationMs + 30_000, hooks);
     const histogram = new Uint32Array(HISTOGRAM_SIZE);
     for (const result of results) for (let i = 0; i < HISTOGRAM_SIZE; i++) histogram[i]! += result.histogram[i]!;
     const messagesPerSec = results.reduce((sum, result) => sum + (result.messages * 1000) / result.windowMs, 0);
@@ -860,14 +664,14 @@ export class LoadSession {
       size: options.size,
       connections: options.connections,
       inFlight: options.inFlight,
-      workers: this.workers.length,
+      workers: this.group.size,
       windowMs: results.reduce((sum, result) => sum + result.windowMs, 0) / results.length,
       messages: results.reduce((sum, result) => sum + result.messages, 0),
       messagesPerSec,
       mbPerSec: (messagesPerSec * options.size) / 1e6,
       latencyUs: summarizeLatency(histogram),
       workerElu: results.map((result) => result.elu),
-      clientCpu: (usage.user + usage.system) / (wallMs * 1000),
+      clientCpu,
       verified: results.reduce((sum, result) => sum + result.verified, 0),
       errors: results.flatMap((result) => result.errors).slice(0, MAX_REPORTED_ERRORS),
       errorCount: results.reduce((sum, result) => sum + result.errorCount, 0),
@@ -875,31 +679,16 @@ export class LoadSession {
   }
 
   /** Drops every connection and ends the workers (terminating any that do not end within 5 s). */
-  async close(): Promise<void> {
-    for (const worker of this.workers) worker.postMessage({ type: 'close' } satisfies ToWorker);
-    const all = Promise.all(this.exited);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), 5000);
-    });
-    if ((await Promise.race([all, late])) === 'late') for (const worker of this.workers) await worker.terminate();
-    clearTimeout(timer);
+  close(): Promise<void> {
+    return this.group.close();
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Opens the connections, runs the traffic, closes: one measurement. */
 export async function runLoad(options: LoadOptions, hooks: WindowHooks = {}): Promise<LoadResult & { readonly open: OpenReport }> {
   const session = await LoadSession.open(options);
   try {
-    const open = session.report!;
+    const open = session.report;
     if (open.failed > 0) throw new Error(`${open.failed} of ${options.connections} connections failed: ${open.errors.join('; ')}`);
     const result = await session.run(hooks);
     return { ...result, open };
@@ -935,7 +724,7 @@ async function main(): Promise<void> {
     const limit = openFileLimit();
     if (limit !== null && limit < connections + 100) console.error(`warning: ulimit -n is ${limit}, below ${connections} connections + 100`);
     const session = await LoadSession.open({ port, path: values.path, connections, inFlight: 0, size: 0, warmupMs: 0, durationMs: 0, workers: Number(values.workers) });
-    const report = session.report!;
+    const report = session.report;
     if (values.json) console.log(JSON.stringify(report));
     else console.log(`${report.opened} open, ${report.failed} failed, ${Math.round(report.handshakesPerSec)} handshakes/s ${report.errors.join('; ')}`);
     await new Promise((resolve) => setTimeout(resolve, Number(values.hold) * 1000));

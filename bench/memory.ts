@@ -16,11 +16,11 @@
  *   node --import tsx bench/memory.ts [--quick]
  *   BENCH_MEMORY_COUNTS=1000,10000 BENCH_MEMORY_ROUNDS=3
  */
-import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { stats, type Stats } from './harness.ts';
 import { formatBytes, formatRate, formatRatio, formatTable } from './format.ts';
 import { LoadSession, openFileLimit } from './loadgen.ts';
+import { roundedLoad, type SectionRun } from './section.ts';
 import { SERVER_LABELS, sourceRevision, startServer, type ServerHandle, type ServerKind } from './servers/control.ts';
 
 export interface MemoryOptions {
@@ -80,10 +80,6 @@ export interface MemoryResults {
   readonly ratios: readonly { readonly connections: number; readonly rssPerConnection: number; readonly handshakesPerSec: number }[];
   readonly targets: readonly MemoryTarget[];
   readonly skipped: readonly string[];
-}
-
-function roundedLoad(): number[] {
-  return loadavg().map((value) => Math.round(value * 100) / 100);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -188,12 +184,7 @@ export function formatMemory(summaries: readonly IdleSummary[], ratios: MemoryRe
   return lines.join('\n');
 }
 
-export async function runMemory(run: {
-  readonly quick: boolean;
-  readonly filter?: readonly string[];
-  readonly print: (text: string) => void;
-  readonly progress?: (text: string) => void;
-}): Promise<{ results: MemoryResults; missedTargets: number }> {
+export async function runMemory(run: SectionRun): Promise<{ results: MemoryResults; missedTargets: number }> {
   const options = memoryOptionsFor(run.quick);
   const filter = run.filter ?? [];
   const progress = run.progress ?? ((text: string) => process.stderr.write(`${text}\n`));

@@ -23,6 +23,7 @@ import { matchesCasePattern, passes, runCase, type CaseResult, type ConformanceC
 import { findRegressions, runSuite, selectCases, startEchoServer } from '../autobahn/suite.ts';
 import { serve, type WebSocketServer } from '../src/index.ts';
 import { acceptKey } from '../src/protocol/index.ts';
+import { compress, FLUSH_TAIL, flushThrough, inflate } from './helpers/deflate.ts';
 import { readFrames, serverFrame } from './helpers/frames.ts';
 
 const expected = loadExpectedResults();
@@ -175,7 +176,6 @@ describe('case selection', () => {
 });
 
 describe('permessage-deflate in the replay client', () => {
-  const TAIL = Buffer.of(0x00, 0x00, 0xff, 0xff);
   const AUTOBAHN: DeflateOffer = { clientNoContextTakeover: true, clientMaxWindowBits: true };
   const params = (overrides: Partial<DeflateParameters> = {}): DeflateParameters => ({
     serverNoContextTakeover: false,
@@ -242,14 +242,14 @@ describe('permessage-deflate in the replay client', () => {
       const codec = new DeflateCodec(params({ clientMaxWindowBits }), 1 << 20);
       const messages = jsonMessages(60, 700);
       const payloads = messages.map((m) => codec.compress(m));
-      const whole = inflateRawSync(Buffer.concat(payloads.flatMap((p) => [p, TAIL])), { windowBits: clientMaxWindowBits, finishFlush: constants.Z_SYNC_FLUSH });
+      const whole = inflateRawSync(Buffer.concat(payloads.flatMap((p) => [p, FLUSH_TAIL])), { windowBits: clientMaxWindowBits, finishFlush: constants.Z_SYNC_FLUSH });
       assert.ok(whole.equals(Buffer.concat(messages)), `window ${clientMaxWindowBits}`);
-      for (const payload of payloads) assert.ok(farthestDistance(Buffer.concat([payload, TAIL])) <= 2 ** clientMaxWindowBits);
+      for (const payload of payloads) assert.ok(farthestDistance(Buffer.concat([payload, FLUSH_TAIL])) <= 2 ** clientMaxWindowBits);
     }
     // Without context takeover every message stands alone.
     const alone = new DeflateCodec(params({ clientNoContextTakeover: true }), 1 << 20);
     for (const message of jsonMessages(5, 300)) {
-      assert.ok(inflateRawSync(Buffer.concat([alone.compress(message), TAIL]), { finishFlush: constants.Z_SYNC_FLUSH }).equals(message));
+      assert.ok(inflate(alone.compress(message)).equals(message));
     }
   });
 
@@ -258,14 +258,10 @@ describe('permessage-deflate in the replay client', () => {
     /** What a server with one zlib stream sends: each message sync-flushed, the tail stripped. */
     const streamed = async (windowBits: number): Promise<Buffer[]> => {
       const deflate = createDeflateRaw({ windowBits });
-      const chunks: Buffer[] = [];
-      deflate.on('data', (chunk: Buffer) => chunks.push(chunk));
       const payloads: Buffer[] = [];
       for (const message of messages) {
-        deflate.write(message);
-        await new Promise<void>((resolve) => deflate.flush(constants.Z_SYNC_FLUSH, () => resolve()));
-        const flushed = Buffer.concat(chunks.splice(0));
-        payloads.push(flushed.subarray(0, flushed.length - TAIL.length));
+        const flushed = await flushThrough(deflate, message);
+        payloads.push(flushed.subarray(0, flushed.length - FLUSH_TAIL.length));
       }
       deflate.close();
       return payloads;
@@ -340,9 +336,7 @@ describe('permessage-deflate in the replay client', () => {
             socket.end(serverFrame({ opcode: 0x8, payload: frame.payload }));
             return;
           }
-          const message = inflateRawSync(Buffer.concat([frame.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
-          const echo = deflateRawSync(message, { windowBits: 15, finishFlush: constants.Z_SYNC_FLUSH });
-          socket.write(serverFrame({ opcode: frame.opcode, rsv: 4, payload: echo.subarray(0, echo.length - TAIL.length) }));
+          socket.write(serverFrame({ opcode: frame.opcode, rsv: 4, payload: compress(inflate(frame.payload), 15) }));
         }
       });
     }, 'permessage-deflate; client_no_context_takeover; server_max_window_bits=9');

@@ -6,15 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  constants,
-  createDeflateRaw,
-  createInflateRaw,
-  deflateRawSync,
-  inflateRawSync,
-  type DeflateRaw,
-  type InflateRaw,
-} from 'node:zlib';
+import { createDeflateRaw, createInflateRaw } from 'node:zlib';
 import { InvalidPayloadData, MessageTooBig } from '../src/index.ts';
 import {
   CloseCode,
@@ -25,10 +17,9 @@ import {
   type DeflateParameters,
   type PerMessageDeflateOptions,
 } from '../src/protocol/index.ts';
+import { compress, FLUSH_TAIL, flushThrough, inflate } from './helpers/deflate.ts';
 import { createRng, readFrames } from './helpers/frames.ts';
 
-/** RFC 7692 §7.2.1: the tail a sender strips and a receiver appends. */
-const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const NO_LIMIT = 2 ** 31;
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -48,27 +39,6 @@ function pair(agreed: Partial<DeflateParameters> = {}): { server: PerMessageDefl
 
 function decompress(receiver: PerMessageDeflate, payload: Buffer, limit = NO_LIMIT): Buffer {
   return receiver.decompress([payload], payload.length, limit);
-}
-
-/** Inflates one message with node:zlib directly, without the codec (RFC 7692 §7.2.2). */
-function referenceInflate(payload: Uint8Array, windowBits = 15, extra: { dictionary?: Buffer; chunkSize?: number } = {}): Buffer {
-  return inflateRawSync(Buffer.concat([payload, TAIL]), { windowBits, finishFlush: constants.Z_SYNC_FLUSH, ...extra });
-}
-
-/** Writes `input` to a persistent zlib stream, sync-flushes it, and returns what came out. */
-function throughStream(stream: DeflateRaw | InflateRaw, input: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer): void => void chunks.push(chunk);
-    stream.on('data', onData);
-    stream.once('error', reject);
-    stream.write(input);
-    stream.flush(constants.Z_SYNC_FLUSH, () => {
-      stream.off('data', onData);
-      stream.off('error', reject);
-      resolve(Buffer.concat(chunks));
-    });
-  });
 }
 
 /** Messages of every kind: empty, tiny, repeated, text-like, random, past a 32 KiB window, far repeats. */
@@ -224,7 +194,7 @@ describe('context takeover, both directions (RFC 7692 §7.1.1, §7.2.2)', () => 
       try {
         for (const [index, message] of messages.entries()) {
           const payload = server.compress(message);
-          const output = await throughStream(inflater, Buffer.concat([payload, TAIL]));
+          const output = await flushThrough(inflater, Buffer.concat([payload, FLUSH_TAIL]));
           assert.deepEqual(output, message, `message ${index}`);
         }
       } finally {
@@ -239,8 +209,8 @@ describe('context takeover, both directions (RFC 7692 §7.1.1, §7.2.2)', () => 
       const deflater = createDeflateRaw({ windowBits: bits });
       try {
         for (const [index, message] of messages.entries()) {
-          const flushed = await throughStream(deflater, message);
-          assert.deepEqual(flushed.subarray(-4), TAIL);
+          const flushed = await flushThrough(deflater, message);
+          assert.deepEqual(flushed.subarray(-4), FLUSH_TAIL);
           assert.deepEqual(decompress(server, flushed.subarray(0, -4)), message, `message ${index}`);
         }
       } finally {
@@ -261,8 +231,8 @@ describe('context takeover, both directions (RFC 7692 §7.1.1, §7.2.2)', () => 
     try {
       for (const [index, message] of messages.entries()) {
         const down = server.compress(message);
-        assert.deepEqual(await throughStream(inflater, Buffer.concat([down, TAIL])), message, `down ${index}`);
-        const up = (await throughStream(deflater, message)).subarray(0, -4);
+        assert.deepEqual(await flushThrough(inflater, Buffer.concat([down, FLUSH_TAIL])), message, `down ${index}`);
+        const up = (await flushThrough(deflater, message)).subarray(0, -4);
         assert.deepEqual(decompress(server, up), message, `up ${index}`);
         assert.deepEqual(decompress(client, down), message, `codec to codec ${index}`);
       }
@@ -283,11 +253,11 @@ describe('an agreed 8-bit window (the zlib window-bits-8 quirk)', () => {
   // plus what the current inflate() call has already written: with the default output chunk (16 KiB)
   // a distance of 400 inflates fine. With 64-byte chunks (the minimum), any distance over 320 fails.
   const strictInflate = (payload: Uint8Array, dictionary?: Buffer): Buffer =>
-    referenceInflate(payload, 8, dictionary === undefined ? { chunkSize: 64 } : { chunkSize: 64, dictionary });
+    inflate(payload, 8, dictionary === undefined ? { chunkSize: 64 } : { chunkSize: 64, dictionary });
 
   test('control: the strict 8-bit inflater refuses zlib output made with a 10- or 15-bit window over this data', () => {
     for (const windowBits of [10, 15]) {
-      const payload = deflateRawSync(farRepeats, { windowBits, finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4);
+      const payload = compress(farRepeats, windowBits);
       assert.throws(() => strictInflate(payload), /distance too far back/, `${windowBits} bits`);
     }
   });
@@ -349,7 +319,7 @@ describe('the inflated-size limit', () => {
     try {
       const zeros = Buffer.alloc(MiB);
       const flushed: Buffer[] = [];
-      for (let i = 0; i < 4; i++) flushed.push(await throughStream(deflater, zeros));
+      for (let i = 0; i < 4; i++) flushed.push(await flushThrough(deflater, zeros));
       assert.deepEqual(flushed[2], flushed[1], 'the steady-state block repeats');
       assert.deepEqual(flushed[3], flushed[1], 'the steady-state block repeats');
       return { head: flushed[0]!, block: flushed[1]! };
@@ -361,7 +331,7 @@ describe('the inflated-size limit', () => {
   test('a bomb (~1 MiB inflating to 1 GiB) fails with MessageTooBig (1009) quickly and without allocating the gigabyte', async () => {
     const { head, block } = await bombParts();
     // The construction, checked on a small count: the head and three blocks are exactly 4 MiB of zeros.
-    const small = referenceInflate(Buffer.concat([head, block, block, block]));
+    const small = inflate(Buffer.concat([head, block, block, block]));
     assert.equal(small.length, 4 * MiB);
     assert.ok(small.every((byte) => byte === 0));
     const bomb = Buffer.concat([head, ...Array.from({ length: 1023 }, () => block)]);
@@ -398,7 +368,7 @@ describe('the inflated-size limit', () => {
   ] as const) {
     test(`${label}: a message inflating to exactly the limit passes; one byte less of limit fails`, () => {
       const message = data(size);
-      const payload = deflateRawSync(message, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4);
+      const payload = compress(message);
       assert.deepEqual(decompress(codec('server', { clientNoContextTakeover: true }), payload, size), message);
       assert.throws(() => decompress(codec('server', { clientNoContextTakeover: true }), payload, size - 1), MessageTooBig);
     });
@@ -407,7 +377,7 @@ describe('the inflated-size limit', () => {
   test('limit 0: an empty message passes, a 1-byte message fails', () => {
     assert.equal(decompress(codec('server'), hex('00'), 0).length, 0);
     assert.equal(decompress(codec('server'), hex('02'), 0).length, 0, 'an empty fixed-Huffman block');
-    assert.throws(() => decompress(codec('server'), deflateRawSync(Buffer.from('a'), { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4), 0), MessageTooBig);
+    assert.throws(() => decompress(codec('server'), compress('a'), 0), MessageTooBig);
   });
 });
 
@@ -492,7 +462,7 @@ describe('compressPrepared (broadcast frames)', () => {
       assert.equal(bytes[0], 0x80 | 0x40 | opcode);
       assert.deepEqual({ fin: read!.fin, rsv: read!.rsv, opcode: read!.opcode, masked: read!.masked }, { fin: true, rsv: 4, opcode, masked: false });
       assert.equal(read!.headerSize + read!.payload.length, bytes.length);
-      assert.deepEqual(referenceInflate(read!.payload), Buffer.from(data));
+      assert.deepEqual(inflate(read!.payload), Buffer.from(data));
     });
   }
 });

@@ -12,6 +12,7 @@ import {
   resolveDeflateOptions,
   type DeflateAgreement,
   type DeflateSettings,
+  type ExtensionOffer,
   type PerMessageDeflateOptions,
 } from '../src/protocol/index.ts';
 
@@ -33,6 +34,22 @@ function expectAgreement(header: string, settings: DeflateSettings = DEFAULTS): 
   const agreement = negotiate(header, settings);
   assert.ok(agreement !== null, `expected ${JSON.stringify(header)} to be accepted`);
   return agreement;
+}
+
+/** What parseUpgradeRequest reads from a valid upgrade request carrying `extensions` (one line or several). */
+function offersIn(extensions: string | string[]): readonly ExtensionOffer[] {
+  return parseUpgradeRequest({
+    method: 'GET',
+    httpVersion: '1.1',
+    headers: {
+      host: 'example.com',
+      upgrade: 'websocket',
+      connection: 'Upgrade',
+      'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'sec-websocket-version': '13',
+      'sec-websocket-extensions': extensions,
+    },
+  }).extensions;
 }
 
 /** The agreement as a plain object, for deepEqual. */
@@ -211,19 +228,7 @@ describe('negotiateDeflate — offers that cannot be accepted are skipped', () =
 
   test('a bad Sec-WebSocket-Extensions header does not refuse the handshake (no 400): the connection runs uncompressed', () => {
     for (const header of [`${PMD}; server_max_window_bits=99`, `${PMD}; a="unterminated`, `${PMD};;;`, '"']) {
-      const request = parseUpgradeRequest({
-        method: 'GET',
-        httpVersion: '1.1',
-        headers: {
-          host: 'example.com',
-          upgrade: 'websocket',
-          connection: 'Upgrade',
-          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-          'sec-websocket-version': '13',
-          'sec-websocket-extensions': header,
-        },
-      });
-      assert.equal(negotiateDeflate(request.extensions, DEFAULTS), null, header);
+      assert.equal(negotiateDeflate(offersIn(header), DEFAULTS), null, header);
     }
   });
 });
@@ -238,19 +243,7 @@ describe('negotiateDeflate — several offers (RFC 7692 §5: the first acceptabl
   test('offers over several headers (joined) are tried in order', () => {
     const headers = [`${PMD}; server_max_window_bits=16`, `${PMD}; server_max_window_bits=12`, PMD];
     assert.equal(expectAgreement(headers.join(', ')).response, `${PMD}; ${SNCT}; server_max_window_bits=12`);
-    const request = parseUpgradeRequest({
-      method: 'GET',
-      httpVersion: '1.1',
-      headers: {
-        host: 'example.com',
-        upgrade: 'websocket',
-        connection: 'Upgrade',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        'sec-websocket-version': '13',
-        'sec-websocket-extensions': headers,
-      },
-    });
-    assert.equal(negotiateDeflate(request.extensions, DEFAULTS)?.response, `${PMD}; ${SNCT}; server_max_window_bits=12`);
+    assert.equal(negotiateDeflate(offersIn(headers), DEFAULTS)?.response, `${PMD}; ${SNCT}; server_max_window_bits=12`);
   });
 
   test('other extensions before and after the offer are passed over', () => {

@@ -5,7 +5,6 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { InvalidPayloadData, Message, MessageTooBig, ProtocolError } from '../src/index.ts';
 import {
   Opcode,
@@ -18,6 +17,7 @@ import {
   type ProtocolEvent,
   type Role,
 } from '../src/protocol/index.ts';
+import { compress, inflate } from './helpers/deflate.ts';
 import {
   buildFrame,
   byteByByte,
@@ -30,7 +30,6 @@ import {
   type ReadFrame,
 } from './helpers/frames.ts';
 
-const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const HELLO = Buffer.from('f248cdc9c90700', 'hex');
 const RSV1 = 4;
 
@@ -59,17 +58,6 @@ function setup(options: SetupOptions = {}): { protocol: Protocol; sink: Collecti
   }
   const protocolOptions = options.maxMessageSize === undefined ? { role, deflate } : { role, deflate, maxMessageSize: options.maxMessageSize };
   return { protocol: new Protocol(sink, protocolOptions), sink };
-}
-
-/** RFC 7692 §7.2.1 done with node:zlib directly: raw deflate, sync flush, tail removed. */
-function compressed(data: string | Uint8Array): Buffer {
-  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-  return deflateRawSync(bytes, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4);
-}
-
-/** RFC 7692 §7.2.2 done with node:zlib directly. */
-function inflated(payload: Uint8Array): Buffer {
-  return inflateRawSync(Buffer.concat([payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
 }
 
 function expectMessage(event: ProtocolEvent | undefined): Message {
@@ -117,7 +105,7 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
   test('a compressed binary message, and an uncompressed one (RSV1 clear) on the same connection', () => {
     const { protocol } = setup();
     const data = Buffer.from([0, 1, 2, 3, 255, 254, 0, 1, 2, 3]);
-    protocol.receive(Buffer.concat([binary(compressed(data), true, RSV1), text('plain'), binary(Buffer.from([9]))]));
+    protocol.receive(Buffer.concat([binary(compress(data), true, RSV1), text('plain'), binary(Buffer.from([9]))]));
     assert.deepEqual(drainEvents(protocol).map(summarize), [
       { type: 'binary', data: data.toString('hex') },
       { type: 'text', data: Buffer.from('plain').toString('hex') },
@@ -126,7 +114,7 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
   });
 
   test('a compressed message fragmented (RSV1 on the first frame only) is assembled, with a ping between fragments', () => {
-    const payload = compressed('Hello, fragmented and compressed world');
+    const payload = compress('Hello, fragmented and compressed world');
     const stream = Buffer.concat([
       text(payload.subarray(0, 3), false, RSV1),
       cont('', false),
@@ -204,7 +192,7 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
   });
 
   test('invalid UTF-8 after inflation is 1007; the same bytes as a binary message are fine', () => {
-    const bad = compressed(Buffer.from([0x61, 0xed, 0xa0, 0x80, 0x62]));
+    const bad = compress(Buffer.from([0x61, 0xed, 0xa0, 0x80, 0x62]));
     const { protocol, sink } = setup();
     protocol.receive(text(bad, true, RSV1));
     expectFailed(protocol, sink, 1007, InvalidPayloadData);
@@ -215,13 +203,13 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
 
   test('a compressed text message whose inflated bytes end inside a UTF-8 sequence is 1007', () => {
     const { protocol, sink } = setup();
-    protocol.receive(text(compressed(Buffer.from([0x61, 0xe2, 0x82])), true, RSV1));
+    protocol.receive(text(compress(Buffer.from([0x61, 0xe2, 0x82])), true, RSV1));
     expectFailed(protocol, sink, 1007, InvalidPayloadData);
   });
 
   test('a compressed text message need not be valid UTF-8 before inflation (only after)', () => {
     const message = 'é€😀 '.repeat(20);
-    const payload = compressed(message);
+    const payload = compress(message);
     assert.throws(() => new TextDecoder('utf-8', { fatal: true }).decode(payload), 'the compressed bytes are not UTF-8');
     const { protocol } = setup();
     protocol.receive(Buffer.concat([text(payload.subarray(0, 5), false, RSV1), cont(payload.subarray(5))]));
@@ -235,8 +223,8 @@ describe('Protocol + permessage-deflate — receiving (RFC 7692 §6.1, §6.2)', 
   });
 
   test('a compressed message inflating beyond maxMessageSize is 1009; exactly maxMessageSize passes', () => {
-    const exact = compressed(Buffer.alloc(1000, 0x61));
-    const over = compressed(Buffer.alloc(1001, 0x61));
+    const exact = compress(Buffer.alloc(1000, 0x61));
+    const over = compress(Buffer.alloc(1001, 0x61));
     assert.ok(over.length < 20, 'tiny on the wire');
     const { protocol: fits } = setup({ maxMessageSize: 1000 });
     fits.receive(text(exact, true, RSV1));
@@ -274,7 +262,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     assert.equal(frames.length, 2);
     for (const [frame, expected] of [[frames[0]!, long], [frames[1]!, 'sixteen bytes!!!']] as const) {
       assert.deepEqual({ fin: frame.fin, rsv: frame.rsv, opcode: frame.opcode, masked: frame.masked }, { fin: true, rsv: RSV1, opcode: Opcode.Text, masked: false });
-      assert.equal(inflated(frame.payload).toString(), expected);
+      assert.equal(inflate(frame.payload).toString(), expected);
     }
     assert.equal(sink.frames[0]![0], 0xc1);
     assert.ok(frames[0]!.payload.length < Buffer.byteLength(long));
@@ -289,7 +277,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     assert.deepEqual(sink.frames[1], Buffer.concat([Buffer.from([0x81, 15]), Buffer.from('€€€€€')]));
     const [, , sixEuros] = written(sink);
     assert.equal(sixEuros!.rsv, RSV1, '18 UTF-8 bytes reach the threshold');
-    assert.equal(inflated(sixEuros!.payload).toString(), '€€€€€€');
+    assert.equal(inflate(sixEuros!.payload).toString(), '€€€€€€');
   });
 
   test('sendBinary above the threshold: one RSV1 binary frame; below: plain', () => {
@@ -299,7 +287,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     protocol.sendBinary(Buffer.from([1, 2, 3]));
     const [big, small] = written(sink);
     assert.equal(sink.frames[0]![0], 0xc2);
-    assert.deepEqual(inflated(big!.payload), data);
+    assert.deepEqual(inflate(big!.payload), data);
     assert.deepEqual(sink.frames[1], Buffer.from([0x82, 0x03, 1, 2, 3]));
     assert.equal(small!.rsv, 0);
   });
@@ -315,7 +303,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
       frames.map((_, i) => [i === 0 ? Opcode.Binary : Opcode.Continuation, i === 0 ? RSV1 : 0, i === frames.length - 1]),
     );
     assert.equal(sink.frames[0]![0], 0x42);
-    assert.deepEqual(inflated(Buffer.concat(frames.map((frame) => frame.payload))), data);
+    assert.deepEqual(inflate(Buffer.concat(frames.map((frame) => frame.payload))), data);
   });
 
   test('sendMessage above the threshold compresses a received message and keeps its type', () => {
@@ -326,7 +314,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     protocol.sendMessage(message);
     const [frame] = written(sink);
     assert.deepEqual([frame!.opcode, frame!.rsv, frame!.fin], [Opcode.Text, RSV1, true]);
-    assert.equal(inflated(frame!.payload).toString(), long);
+    assert.equal(inflate(frame!.payload).toString(), long);
   });
 
   test('sendPrepared above the threshold writes the compressed frame; below, the prepared frame as is', () => {
@@ -337,7 +325,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     protocol.sendPrepared(small);
     const [compressedFrame, plainFrame] = written(sink);
     assert.deepEqual([compressedFrame!.opcode, compressedFrame!.rsv], [Opcode.Text, RSV1]);
-    assert.equal(inflated(compressedFrame!.payload).toString(), long);
+    assert.equal(inflate(compressedFrame!.payload).toString(), long);
     assert.deepEqual(sink.writes[1]!.header, small.header);
     assert.deepEqual(sink.frames[1], Buffer.from([0x81, 0x04, ...Buffer.from('tiny')]));
     assert.equal(plainFrame!.rsv, 0);
@@ -380,7 +368,7 @@ describe('Protocol + permessage-deflate — sending (RFC 7692 §6.1, §7.2.1)', 
     const [frame] = written(sink);
     assert.deepEqual([frame!.opcode, frame!.rsv, frame!.masked], [Opcode.Text, RSV1, true]);
     assert.equal(sink.frames[0]![0], 0xc1);
-    assert.equal(inflated(frame!.payload).toString(), long);
+    assert.equal(inflate(frame!.payload).toString(), long);
   });
 
   test('a client-role protocol reads the server’s unmasked compressed frames', () => {

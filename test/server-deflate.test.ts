@@ -14,17 +14,10 @@ import { on } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import {
-  constants,
-  createDeflateRaw,
-  createInflateRaw,
-  deflateRawSync,
-  inflateRawSync,
-  type DeflateRaw,
-  type InflateRaw,
-} from 'node:zlib';
+import { createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import WsWebSocket from 'ws';
 import type { Handler, PerMessageDeflateOptions, ServerOptions } from '../src/index.ts';
+import { bytesOf, compress, FLUSH_TAIL, flushThrough, inflate } from './helpers/deflate.ts';
 import { createRng, readFrames, serverFrame } from './helpers/frames.ts';
 import { acceptFor, Opcode, Rsv, type FrameSpec, type RawClient, type ServerFrame } from './helpers/raw-client.ts';
 import { deferred, Harness, until, withTimeout } from './helpers/server.ts';
@@ -32,31 +25,12 @@ import { deferred, Harness, until, withTimeout } from './helpers/server.ts';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** RFC 7692 §7.2.1: the end of a sync flush, removed by the sender and appended by the receiver. */
-const FLUSH_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
-
 const echo: Handler = async (ws) => {
   await ws.accept();
   for await (const message of ws) await ws.send(message);
 };
 
 // ------------------------------------------------------------------ compression, independently of src/
-
-function bytesOf(data: Uint8Array | string): Buffer {
-  return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** RFC 7692 §7.2.1 for one message on its own: raw deflate, sync flush, the tail removed. */
-function compress(data: Uint8Array | string, windowBits = 15): Buffer {
-  const output = deflateRawSync(bytesOf(data), { finishFlush: constants.Z_SYNC_FLUSH, windowBits });
-  assert.deepEqual(output.subarray(-4), FLUSH_TAIL, 'a sync flush ends with 00 00 ff ff');
-  return output.subarray(0, -4);
-}
-
-/** RFC 7692 §7.2.2 for one message on its own (no history): the tail appended, then inflated. */
-function inflate(payload: Uint8Array, windowBits = 15): Buffer {
-  return inflateRawSync(Buffer.concat([payload, FLUSH_TAIL]), { finishFlush: constants.Z_SYNC_FLUSH, windowBits });
-}
 
 /**
  * A zlib stream kept for a whole connection and flushed with Z_SYNC_FLUSH after each message: its
@@ -81,35 +55,16 @@ class PersistentZlib {
     return zlib;
   }
 
-  /** Writes `data`, flushes, and returns everything the stream produced for it. */
-  private run(data: Uint8Array): Promise<Buffer> {
-    const stream = this.#stream;
-    const chunks: Buffer[] = [];
-    const collect = (chunk: Buffer): void => {
-      chunks.push(chunk);
-    };
-    return new Promise<Buffer>((resolve, reject) => {
-      stream.on('data', collect);
-      stream.once('error', reject);
-      stream.write(data);
-      stream.flush(constants.Z_SYNC_FLUSH, () => {
-        stream.off('data', collect);
-        stream.off('error', reject);
-        resolve(Buffer.concat(chunks));
-      });
-    });
-  }
-
   /** The next message compressed with the history of the previous ones, tail removed (§7.2.1). */
   async compress(data: Uint8Array | string): Promise<Buffer> {
-    const output = await this.run(bytesOf(data));
+    const output = await flushThrough(this.#stream, bytesOf(data));
     assert.deepEqual(output.subarray(-4), FLUSH_TAIL, 'a sync flush ends with 00 00 ff ff');
     return output.subarray(0, -4);
   }
 
   /** The next message inflated with the history of the previous ones (§7.2.2). */
   inflate(payload: Uint8Array): Promise<Buffer> {
-    return this.run(Buffer.concat([payload, FLUSH_TAIL]));
+    return flushThrough(this.#stream, Buffer.concat([payload, FLUSH_TAIL]));
   }
 }
 

@@ -130,6 +130,39 @@ export function usageBetween(a: StatsMessage, b: StatsMessage): ServerUsage {
   return { cpu: wallUs > 0 ? cpuUs / wallUs : Number.NaN, elu: active + idle > 0 ? active / (active + idle) : Number.NaN };
 }
 
+/** The server's side of a load generator's measured window: a `stats()` snapshot at each edge. */
+export interface WindowSnapshots {
+  /** For the load generator's run: each edge asks the server for a snapshot. */
+  readonly hooks: { readonly onWindowStart: () => void; readonly onWindowEnd: () => void };
+  /** After the run: both snapshots (null where one failed, logged to stderr) and the usage between them (NaN without both). */
+  readonly read: () => Promise<{ readonly before: StatsMessage | null; readonly after: StatsMessage | null; readonly usage: ServerUsage }>;
+}
+
+export function windowSnapshots(server: ServerHandle): WindowSnapshots {
+  let before: Promise<StatsMessage | null> | undefined;
+  let after: Promise<StatsMessage | null> | undefined;
+  const snapshot = (): Promise<StatsMessage | null> =>
+    server.stats().catch((error: unknown) => {
+      process.stderr.write(`stats of the ${server.kind} server: ${error instanceof Error ? error.message : String(error)}\n`);
+      return null;
+    });
+  return {
+    hooks: {
+      onWindowStart: () => {
+        before = snapshot();
+      },
+      onWindowEnd: () => {
+        after = snapshot();
+      },
+    },
+    read: async () => {
+      const first = (await before) ?? null;
+      const second = (await after) ?? null;
+      return { before: first, after: second, usage: first !== null && second !== null ? usageBetween(first, second) : { cpu: Number.NaN, elu: Number.NaN } };
+    },
+  };
+}
+
 export async function startServer(kind: ServerKind, options: StartOptions = {}): Promise<ServerHandle> {
   const nodeArgs = ['--expose-gc'];
   if (options.cpuProfileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`);
