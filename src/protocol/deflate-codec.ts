@@ -31,6 +31,22 @@ const MAX_INFLATE_CHUNK = 256 * 1024;
 /** Compressed output chunks: deflate output exceeds its input by a few bytes per block at worst. */
 const MAX_DEFLATE_CHUNK = 256 * 1024;
 
+/** zlib's MIN_LOOKAHEAD: a window this much larger than the data lets every match be found. */
+const MIN_LOOKAHEAD = 262;
+
+/**
+ * zlib settings sized to what one call compresses: a window no larger than the history plus the data
+ * needs, and a memory level to match (zlib's default pairs memLevel 8 with a 15-bit window). zlib
+ * allocates and clears its window, hash table and pending buffer for every call (about 256 KiB at
+ * 15 bits and memLevel 8), so a 1 KiB message compressed with 11 bits and memLevel 4 costs a
+ * sixteenth of that, and finds the same matches: a window larger than the data has nothing to point to.
+ */
+function sizedWindowBits(bytes: number, maxWindowBits: number): number {
+  let bits = 9;
+  while (bits < maxWindowBits && 2 ** bits < bytes + MIN_LOOKAHEAD) bits++;
+  return bits;
+}
+
 /**
  * The LZ77 history of one direction: the last `capacity` bytes that went through the compressor (or
  * came out of the decompressor), kept in one buffer grown as needed up to the window size.
@@ -109,11 +125,8 @@ export class PerMessageDeflate {
   /** null when the peer starts every message with an empty window (no context takeover). */
   private readonly inflateHistory: History | null;
   private readonly deflateHistory: History | null;
-  /**
-   * Compressed prepared messages are shared between connections with the same key: same zlib settings
-   * and no history. -1 when this connection compresses with its own history.
-   */
-  private readonly sharedKey: number;
+  /** Compressed prepared messages are shared between connections without history and the same zlib settings. */
+  private readonly shareable: boolean;
 
   constructor(parameters: DeflateParameters, settings: DeflateSettings, role: Role) {
     this.parameters = parameters;
@@ -133,7 +146,7 @@ export class PerMessageDeflate {
     this.inflateHistory = inboundTakeover ? new History(2 ** this.inflateWindowBits) : null;
     // The dictionary must fit the peer's window (2^outboundBits), not zlib's.
     this.deflateHistory = outboundTakeover ? new History(2 ** outboundBits) : null;
-    this.sharedKey = outboundTakeover ? -1 : (this.level * 16 + this.memLevel) * 16 + this.deflateWindowBits;
+    this.shareable = !outboundTakeover;
   }
 
   /**
@@ -175,12 +188,14 @@ export class PerMessageDeflate {
    */
   compress(data: Uint8Array): Buffer {
     const history = this.deflateHistory;
+    const dictionary = history?.bytes;
+    const windowBits = sizedWindowBits((dictionary?.length ?? 0) + data.length, this.deflateWindowBits);
     const output = deflateRawSync(data, {
       level: this.level,
-      memLevel: this.memLevel,
-      windowBits: this.deflateWindowBits,
+      memLevel: Math.min(this.memLevel, Math.max(1, windowBits - 7)),
+      windowBits,
       finishFlush: constants.Z_SYNC_FLUSH,
-      dictionary: history?.bytes,
+      dictionary,
       chunkSize: Math.min(MAX_DEFLATE_CHUNK, Math.max(64, data.length + 64)),
     });
     history?.append(data);
@@ -194,8 +209,9 @@ export class PerMessageDeflate {
    * for this connection alone.
    */
   compressPrepared(prepared: PreparedMessage): EncodedFrame {
-    const key = this.sharedKey;
-    if (key < 0) return encodeUnmaskedFrame(prepared.opcode, this.compress(prepared.data), true);
+    if (!this.shareable) return encodeUnmaskedFrame(prepared.opcode, this.compress(prepared.data), true);
+    // The settings compress() derives for this message: connections that agree on them share the frame.
+    const key = (this.level * 16 + this.memLevel) * 16 + sizedWindowBits(prepared.data.length, this.deflateWindowBits);
     const cache = (prepared.compressed ??= new Map());
     let frame = cache.get(key);
     if (frame === undefined) {
