@@ -9,11 +9,23 @@
  * - what is written parses as frames: only pongs and at most one close frame (last), masked iff client;
  * - queuedBytes accounts exactly for the queued messages and returns to 0.
  * A wall-clock guard bounds the run; each case must also finish quickly (no pathological slowness).
+ *
+ * The same with permessage-deflate (RFC 7692) negotiated: data messages compressed by a peer codec
+ * with random agreed parameters (context takeover or not, 8- to 15-bit windows), RSV1 now and then on
+ * the wrong frame, and the same mutations, which now also corrupt compressed streams and histories.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidPayloadData, Message, MessageTooBig, ProtocolError } from '../src/index.ts';
-import { isSendableCloseCode, Opcode, Protocol, type Role } from '../src/protocol/index.ts';
+import {
+  isSendableCloseCode,
+  Opcode,
+  PerMessageDeflate,
+  Protocol,
+  resolveDeflateOptions,
+  type DeflateParameters,
+  type Role,
+} from '../src/protocol/index.ts';
 import { buildFrame, collectingSink, createRng, randomSplits, readFrames, type FrameSpec, type Rng } from './helpers/frames.ts';
 
 const MAX_MESSAGE_SIZE = 64 * 1024;
@@ -94,7 +106,7 @@ function fragments(rng: Rng, payload: Uint8Array, parts: number): Uint8Array[] {
  * A mostly well-formed stream: messages in 1-4 fragments (text cut anywhere, even inside a UTF-8
  * sequence) with control frames between them, and now and then a frame that breaks a rule.
  */
-function randomFrameSpecs(rng: Rng, role: Role, maxFrames: number): FrameSpec[] {
+function randomFrameSpecs(rng: Rng, role: Role, maxFrames: number, peer: PerMessageDeflate | null): FrameSpec[] {
   const specs: FrameSpec[] = [];
   while (specs.length < maxFrames) {
     const roll = rng.next();
@@ -117,14 +129,19 @@ function randomFrameSpecs(rng: Rng, role: Role, maxFrames: number): FrameSpec[] 
         const length = randomLength(rng);
         payload = length > 4000 ? Buffer.alloc(length, rng.int(256)) : rng.bytes(length);
       }
+      // With deflate, most messages go compressed (RSV1 on the first frame), the rest as they are.
+      const compressed = peer !== null && rng.chance(0.8);
+      if (compressed) payload = peer.compress(payload);
       const parts = rng.chance(0.6) ? 1 : 2 + rng.int(3);
       const pieces = fragments(rng, payload, parts);
       for (const [i, piece] of pieces.entries()) {
         if (i > 0 && rng.chance(0.2)) specs.push(controlFrame(rng, role));
+        // RSV1 on a continuation, or RSV1 without deflate, now and then: a 1002.
+        const rsv1 = (compressed && i === 0) || rng.chance(0.005);
         specs.push({
           opcode: i === 0 ? (isText ? Opcode.Text : Opcode.Binary) : Opcode.Continuation,
           fin: i === pieces.length - 1,
-          rsv: rng.chance(0.005) ? 4 : 0,
+          rsv: rsv1 ? 4 : 0,
           payload: piece,
           maskKey: maskFor(rng, role),
         });
@@ -194,10 +211,36 @@ interface FuzzStats {
   closes: Map<number, number>;
 }
 
+/** The parameters of one fuzzed deflate connection: every combination RFC 7692 §7.1 allows. */
+function randomAgreement(rng: Rng): DeflateParameters {
+  return {
+    serverNoContextTakeover: rng.chance(0.5),
+    clientNoContextTakeover: rng.chance(0.5),
+    serverMaxWindowBits: 8 + rng.int(8),
+    clientMaxWindowBits: 8 + rng.int(8),
+  };
+}
+
+const DEFLATE_SETTINGS = resolveDeflateOptions({ threshold: 0 })!;
+
+/** Both ends of a deflate connection: the protocol's codec, and the peer's that compresses its input. */
+interface DeflatePair {
+  readonly local: PerMessageDeflate;
+  readonly peer: PerMessageDeflate;
+}
+
+function deflatePair(rng: Rng, role: Role): DeflatePair {
+  const agreement = randomAgreement(rng);
+  return {
+    local: new PerMessageDeflate(agreement, DEFLATE_SETTINGS, role),
+    peer: new PerMessageDeflate(agreement, DEFLATE_SETTINGS, role === 'server' ? 'client' : 'server'),
+  };
+}
+
 /** Builds one case: a few frames (valid, mutated) or random bytes. Returns the bytes and a frame count. */
-function generateCase(rng: Rng, role: Role): { bytes: Buffer; frames: number } {
+function generateCase(rng: Rng, role: Role, deflate: DeflatePair | null = null): { bytes: Buffer; frames: number } {
   if (rng.chance(0.1)) return { bytes: rng.bytes(rng.int(200)), frames: 1 };
-  const specs = randomFrameSpecs(rng, role, 1 + rng.int(8));
+  const specs = randomFrameSpecs(rng, role, 1 + rng.int(8), deflate?.peer ?? null);
   const count = specs.length;
   const parts: Buffer[] = [];
   const boundaries: number[] = [];
@@ -213,9 +256,9 @@ function generateCase(rng: Rng, role: Role): { bytes: Buffer; frames: number } {
 }
 
 /** Feeds one case and checks every invariant. */
-function runCase(rng: Rng, role: Role, bytes: Buffer, stats: FuzzStats): void {
+function runCase(rng: Rng, role: Role, bytes: Buffer, stats: FuzzStats, deflate: PerMessageDeflate | null = null): void {
   const sink = collectingSink();
-  const protocol = new Protocol(sink, { role, maxMessageSize: MAX_MESSAGE_SIZE });
+  const protocol = new Protocol(sink, { role, maxMessageSize: MAX_MESSAGE_SIZE, deflate });
   const label = () => `${role} case ${stats.cases}: ${bytes.subarray(0, 64).toString('hex')}${bytes.length > 64 ? '…' : ''} (${bytes.length} bytes)`;
   const pullEarly = rng.chance(0.3);
   const events: Array<Message | { type: 'close'; code: number; reason: string; error: Error | null }> = [];
@@ -260,10 +303,10 @@ function runCase(rng: Rng, role: Role, bytes: Buffer, stats: FuzzStats): void {
     if (event instanceof Message) {
       stats.messages++;
       assert.ok(event.data.length <= MAX_MESSAGE_SIZE, `message of ${event.data.length} bytes for ${label()}`);
-      assert.ok(
-        event.data.buffer.byteLength <= Math.max(MAX_MESSAGE_SIZE, bytes.length, 8192),
-        `assembly buffer of ${event.data.buffer.byteLength} bytes for ${label()}`,
-      );
+      // An inflated message may sit in a zlib output chunk up to twice its size (plus 4 KiB) before
+      // it is worth copying out (deflate-codec.ts `compact`).
+      const bufferLimit = deflate === null ? Math.max(MAX_MESSAGE_SIZE, bytes.length, 8192) : 2 * MAX_MESSAGE_SIZE + 4096;
+      assert.ok(event.data.buffer.byteLength <= bufferLimit, `assembly buffer of ${event.data.buffer.byteLength} bytes for ${label()}`);
       if (event.type === 'text') {
         assert.doesNotThrow(() => utf8Decoder.decode(event.data), `invalid UTF-8 text message for ${label()}`);
       }
@@ -312,15 +355,16 @@ function runCase(rng: Rng, role: Role, bytes: Buffer, stats: FuzzStats): void {
   assert.ok(sink.endCalls <= 1, 'endTransport at most once');
 }
 
-function fuzz(seed: number, role: Role, minFrames: number): FuzzStats {
+function fuzz(seed: number, role: Role, minFrames: number, withDeflate = false): FuzzStats {
   const rng = createRng(seed);
   const stats: FuzzStats = { cases: 0, frames: 0, messages: 0, closes: new Map() };
   const started = performance.now();
   while (stats.frames < minFrames) {
     if (performance.now() - started > BUDGET_MS) break;
-    const { bytes, frames } = generateCase(rng, role);
+    const pair = withDeflate ? deflatePair(rng, role) : null;
+    const { bytes, frames } = generateCase(rng, role, pair);
     const caseStart = performance.now();
-    runCase(rng, role, bytes, stats);
+    runCase(rng, role, bytes, stats, pair?.local ?? null);
     const elapsed = performance.now() - caseStart;
     assert.ok(elapsed < CASE_LIMIT_MS, `case ${stats.cases} took ${elapsed.toFixed(0)} ms`);
     stats.cases++;
@@ -352,6 +396,21 @@ describe('fuzzing the protocol core (seeded, bounded)', () => {
       const memoryAfter = process.memoryUsage();
       const growth = memoryAfter.heapUsed + memoryAfter.arrayBuffers - (memoryBefore.heapUsed + memoryBefore.arrayBuffers);
       assert.ok(growth < 256 * 1024 * 1024, `memory grew by ${(growth / 1048576).toFixed(0)} MiB`);
+    });
+  }
+
+  for (const [role, seed] of [['server', 0x5eed03], ['client', 0x5eed04]] as const) {
+    test(`${role} role with permessage-deflate: 30,000 compressed, mutated and misflagged frames`, (t) => {
+      const started = performance.now();
+      const stats = fuzz(seed, role, 30_000, true);
+      const elapsed = performance.now() - started;
+      t.diagnostic(
+        `${stats.cases} cases, ${stats.frames} frames, ${stats.messages} messages in ${elapsed.toFixed(0)} ms; closes with 1002/1006/1007/1009: ${[1002, 1006, 1007, 1009].map((code) => stats.closes.get(code) ?? 0).join('/')}`,
+      );
+      assert.ok(stats.frames >= (elapsed > BUDGET_MS ? 5_000 : 30_000), `only ${stats.frames} frames`);
+      // Corrupt compressed data (1007) and misplaced RSV1 (1002) are both reached, and so are messages.
+      for (const code of [1002, 1007]) assert.ok((stats.closes.get(code) ?? 0) > 20, `too few ${code} closes`);
+      assert.ok(stats.messages > 2_000, `only ${stats.messages} messages`);
     });
   }
 
