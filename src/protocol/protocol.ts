@@ -558,11 +558,11 @@ export class Protocol implements FrameHandler {
     const deflate = this.deflate;
     // UTF-8 takes at most 3 bytes per UTF-16 code unit: a string that short is under the threshold.
     if (deflate !== null && text.length * 3 >= deflate.threshold) {
+      // Encoded once: compressed at or above the threshold, else framed as it is.
       const data = Buffer.from(text, 'utf8');
-      if (data.length >= deflate.threshold) {
-        this.sendCompressed(deflate, Opcode.Text, data, undefined);
-        return;
-      }
+      if (data.length >= deflate.threshold) this.sendCompressed(deflate, Opcode.Text, data, undefined);
+      else encodeFrame(this.sink, Opcode.Text, data, true, this.masked);
+      return;
     }
     encodeTextFrame(this.sink, text, true, this.masked);
   }
