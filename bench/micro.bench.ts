@@ -200,6 +200,7 @@ function deliveries(buffer: Buffer, chunked: boolean): Buffer[] {
 const noopProtocolSink: ProtocolSink = {
   writeFrame(): void {},
   endTransport(): void {},
+  awaitTransportEnd(): void {},
 };
 
 function newProtocol(): Protocol {

@@ -13,6 +13,9 @@ const sink: ProtocolSink = {
   endTransport() {
     written.push(Buffer.from('<end of transport>'));
   },
+  awaitTransportEnd() {
+    written.push(Buffer.from('<waiting for the server to end the transport>'));
+  },
 };
 
 const protocol = new Protocol(sink, { role: 'server', maxMessageSize: 1024 * 1024 });

@@ -113,16 +113,29 @@ export class WebSocketDisconnect extends Error {
 export type HttpHeaders = Record<string, string | readonly string[]>;
 
 /**
- * Refuses an opening handshake with an HTTP status (RFC 6455 §4.2.1, §4.2.2). Raised by the handshake
- * primitives, and by a handler or hook to refuse with any status (401, 403, 429...).
+ * An opening handshake that did not happen, with its HTTP status (RFC 6455 §4.1, §4.2).
+ *
+ * On the server: a refusal, raised by the handshake primitives and by a handler or hook to refuse with
+ * any error status (401, 403, 429...); `body` is null and the reason is sent as the body.
+ *
+ * On the client: `connect()` rejects with it when the server's answer was not an acceptable 101 (a
+ * refusal, a redirect, a 101 that fails the checks of §4.1). `status`, `headers` and `body` are then
+ * what the server sent, so a 401/403/404/503 is readable by the caller.
  */
 export class HandshakeError extends Error {
   readonly status: number;
   readonly reason: string;
   readonly headers: HttpHeaders;
+  /** The response body the server sent (client side; null on the server side). */
+  readonly body: Buffer | null;
 
-  constructor(status: number, reason = '', headers: HttpHeaders = {}) {
-    if (!Number.isInteger(status) || status < 400 || status > 599) {
+  /**
+   * `status` is an HTTP status: 400-599 for a refusal made here; `connect()` also reports the 1xx-3xx
+   * it received (a redirect, a 200, a 101 that failed verification).
+   */
+  constructor(status: number, reason = '', headers: HttpHeaders = {}, body: Buffer | null = null) {
+    const valid = Number.isInteger(status) && (body === null ? status >= 400 : status >= 100) && status <= 599;
+    if (!valid) {
       throw new RangeError(`handshake refusal status must be an HTTP error status (400-599), got ${status}`);
     }
     super(reason === '' ? `handshake refused with HTTP ${status}` : `handshake refused with HTTP ${status}: ${reason}`);
@@ -130,5 +143,6 @@ export class HandshakeError extends Error {
     this.status = status;
     this.reason = reason;
     this.headers = headers;
+    this.body = body;
   }
 }

@@ -1,13 +1,26 @@
 /**
- * The opening handshake (RFC 6455 §4.2) as pure functions: they read a request's method and headers and
- * return a result or throw a HandshakeError with the HTTP status to answer with; they build response
- * bytes as strings. No socket is involved, so every refusal is testable without a network and the same
- * code can serve an HTTP/2 extended CONNECT later.
+ * The server side of the opening handshake (RFC 6455 §4.2) as pure functions: they read a request's
+ * method and headers and return a result or throw a HandshakeError with the HTTP status to answer
+ * with, and they describe the response as a transport-neutral `{ status, headers, body }`. No socket
+ * and no HTTP/1.1 syntax are involved (`http1.ts` serialises the result), so every refusal is testable
+ * without a network and the same code can answer on an HTTP/2 stream (RFC 8441). The client side is
+ * `client-handshake.ts`.
  */
 import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID } from './constants.ts';
 import { HandshakeError, type HttpHeaders } from './errors.ts';
+import { statusText } from './http1.ts';
 import { parseExtensionHeader, type ExtensionOffer } from './protocol/extension-header.ts';
+
+/**
+ * A handshake response, independent of the HTTP version that carries it: the status, the header
+ * fields (names as written, values checked for CR, LF and NUL) and the body (empty for a 101).
+ */
+export interface HandshakeResponse {
+  readonly status: number;
+  readonly headers: HttpHeaders;
+  readonly body: string;
+}
 
 /** Request headers as Node's `IncomingMessage.headers` holds them: lower-case names. */
 export type RequestHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -39,13 +52,13 @@ export interface UpgradeRequest {
 const NONE: readonly string[] = Object.freeze([]);
 
 /** RFC 7230 §3.2.6 token characters. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Base64 of exactly 16 bytes: 22 characters and `==` (RFC 6455 §4.1 item 7). */
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 /** A header value may not contain CR, LF or NUL (response splitting). */
 const UNSAFE_VALUE = /[\r\n\0]/;
 
-function headerValue(headers: RequestHeaders, name: string): string | undefined {
+export function headerValue(headers: RequestHeaders, name: string): string | undefined {
   const value = headers[name];
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.join(', ');
@@ -62,7 +75,7 @@ export function splitHeaderList(value: string | undefined): string[] {
   return items;
 }
 
-function hasToken(value: string | undefined, token: string): boolean {
+export function hasToken(value: string | undefined, token: string): boolean {
   return splitHeaderList(value).some((item) => item.toLowerCase() === token);
 }
 
@@ -127,16 +140,17 @@ export function selectSubprotocol(offered: readonly string[], supported: readonl
   return null;
 }
 
-function formatHeaders(headers: HttpHeaders): string {
-  let lines = '';
+/**
+ * Checks header fields an application adds to a handshake message: names are tokens, values hold no
+ * CR, LF or NUL (which would split the message). Throws TypeError naming the bad field.
+ */
+export function checkHeaders(headers: HttpHeaders): void {
   for (const [name, value] of Object.entries(headers)) {
     if (!TOKEN.test(name)) throw new TypeError(`invalid HTTP header name ${JSON.stringify(name)}`);
     for (const item of typeof value === 'string' ? [value] : value) {
       if (UNSAFE_VALUE.test(item)) throw new TypeError(`HTTP header ${name} contains CR, LF or NUL`);
-      lines += `${name}: ${item}\r\n`;
     }
   }
-  return lines;
 }
 
 /** How a handshake is accepted: by `ws.accept(options)`, and by `acceptResponse` below it. */
@@ -161,52 +175,34 @@ const RESERVED_RESPONSE_HEADERS = new Set([
 /**
  * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5). `extensions` is the
  * Sec-WebSocket-Extensions value of the extensions accepted (see `negotiateDeflate`); without it the
- * header is left out, which declines every offered extension (§9.1).
+ * header is left out, which declines every offered extension (§9.1). Throws TypeError for a subprotocol
+ * the client did not offer or an invalid or reserved header.
  */
-export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}, extensions = ''): string {
-  const { subprotocol: protocol, headers = {} } = options;
-  let response =
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    `Sec-WebSocket-Accept: ${acceptKey(request.key)}\r\n`;
+export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}, extensions = ''): HandshakeResponse {
+  const { subprotocol: protocol, headers: extra = {} } = options;
+  const headers: Record<string, string | readonly string[]> = {
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Accept': acceptKey(request.key),
+  };
   if (protocol !== undefined && protocol !== null) {
     // RFC 6455 §4.2.2 item 5.4: the selected subprotocol must be one the client offered.
     if (!request.protocols.includes(protocol)) {
       throw new TypeError(`subprotocol ${JSON.stringify(protocol)} was not offered by the client`);
     }
-    response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+    headers['Sec-WebSocket-Protocol'] = protocol;
   }
   if (extensions !== '') {
     if (UNSAFE_VALUE.test(extensions)) throw new TypeError('Sec-WebSocket-Extensions contains CR, LF or NUL');
-    response += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+    headers['Sec-WebSocket-Extensions'] = extensions;
   }
-  for (const name of Object.keys(headers)) {
+  for (const name of Object.keys(extra)) {
     if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) {
       throw new TypeError(`header ${name} is set by the handshake and cannot be overridden`);
     }
   }
-  return response + formatHeaders(headers) + '\r\n';
-}
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  409: 'Conflict',
-  426: 'Upgrade Required',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
-
-/** The HTTP reason phrase for a status, "Error" for one not in the table. */
-export function statusText(status: number): string {
-  return STATUS_TEXT[status] ?? 'Error';
+  checkHeaders(extra);
+  return { status: 101, headers: { ...headers, ...extra }, body: '' };
 }
 
 /** The plain-text body of a refusal: the reason, or the status text when there is none. */
@@ -214,16 +210,16 @@ export function refusalBody(error: HandshakeError): string {
   return (error.reason === '' ? statusText(error.status) : error.reason) + '\n';
 }
 
+/** Message framing is the transport's (Content-Length and Connection on HTTP/1.1): a caller's would contradict it. */
 const FRAMING_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding', 'content-type']);
 
 /**
- * A complete HTTP error response for a refused handshake: status line, the error's headers, a plain
- * text body (the reason, or the status text) and `Connection: close`.
+ * The HTTP error response for a refused handshake: the error's status and headers and a plain-text
+ * body (the reason, or the status text). Header fields the transport frames the message with are left
+ * to the transport.
  */
-export function refusalResponse(error: HandshakeError): string {
-  const body = refusalBody(error);
-  // The framing headers are ours: a caller's Connection or Content-Length would contradict them.
-  const headers: HttpHeaders = {};
+export function refusalResponse(error: HandshakeError): HandshakeResponse {
+  const headers: Record<string, string | readonly string[]> = {};
   for (const [name, value] of Object.entries(error.headers)) {
     if (!FRAMING_HEADERS.has(name.toLowerCase())) headers[name] = value;
   }
@@ -231,12 +227,7 @@ export function refusalResponse(error: HandshakeError): string {
     // RFC 7231 §6.5.15: a 426 response names the protocol to upgrade to.
     headers['Upgrade'] ??= 'websocket';
   }
-  return (
-    `HTTP/1.1 ${error.status} ${statusText(error.status)}\r\n` +
-    'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    formatHeaders(headers) +
-    '\r\n' +
-    body
-  );
+  headers['Content-Type'] = 'text/plain; charset=utf-8';
+  checkHeaders(headers);
+  return { status: error.status, headers, body: refusalBody(error) };
 }

@@ -1,5 +1,5 @@
 /**
- * rfc6455: the user API (the server, the connection, messages, exceptions, close codes). Everything
+ * rfc6455: the user API (the server, the client, the connection, messages, exceptions, close codes). Everything
  * exported here is documented in README.md; nothing else is public. The sans-I/O building blocks
  * (frame parser and encoder, masking, UTF-8, handshake primitives, `Protocol`) are `rfc6455/protocol`.
  */
@@ -21,7 +21,9 @@ export {
 export { Message } from './protocol/message.ts';
 export { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 export type { AcceptOptions } from './handshake.ts';
-export type { ServerOptions, SlowConsumerPolicy } from './options.ts';
+export type { ConnectionOptions, ServerOptions, SlowConsumerPolicy } from './options.ts';
+export { connect } from './client.ts';
+export type { ClientOptions, ClientTlsOptions } from './client-options.ts';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.ts';
 export { WebSocket, type ConnectionState, type RequestInfo, type WebSocketEvents } from './websocket.ts';
 export {

@@ -1,7 +1,7 @@
 /**
- * The server's options, their defaults, and their validation: done once, when the server is made, so
- * a bad value is a RangeError/TypeError from `new WebSocketServer()` / `serve()`, never a surprise
- * inside a later `accept()`.
+ * The options of a connection (both roles) and of the server, their defaults, and their validation:
+ * done once, when the server is made or `connect()` is called, so a bad value is a RangeError/TypeError
+ * from `new WebSocketServer()` / `serve()` / `connect()`, never a surprise inside a later `accept()`.
  */
 import { DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
 import { resolveDeflateOptions, type DeflateSettings, type PerMessageDeflateOptions } from './protocol/permessage-deflate.ts';
@@ -10,7 +10,8 @@ import type { WebSocket } from './websocket.ts';
 /** What a send to a connection whose output is over `maxBufferedAmount` does (see ServerOptions). */
 export type SlowConsumerPolicy = 'skip' | 'close';
 
-export interface ServerOptions {
+/** The limits and timers of one connection, the same on the server and on the client. */
+export interface ConnectionOptions {
   /** Largest message accepted (all fragments); larger closes with 1009. Default 16 MiB. */
   maxMessageSize?: number;
   /** Largest single frame accepted; larger closes with 1009. Default: maxMessageSize. */
@@ -36,25 +37,35 @@ export interface ServerOptions {
    * `broadcast()` counts it as skipped); `close` closes the connection with 1008 "slow consumer".
    */
   slowConsumer?: SlowConsumerPolicy;
-  /** Time for the handler to accept or refuse (and, standalone, for the request headers). Default 10 s. */
+  /**
+   * Server: time for the handler to accept or refuse (and, standalone, for the request headers).
+   * Client: time from `connect()` to a verified 101, TCP, TLS and redirects included. Default 10 s.
+   */
   handshakeTimeout?: number;
   /** Time to wait for the peer's close frame and TCP close after ours. Default 5 s. */
   closeTimeout?: number;
   /** Close with 1001 after this long without traffic; 0 (default) disables it. */
   idleTimeout?: number;
-  /** Ping every open connection this often and close with 1011 one that has not answered the previous ping; 0 (default) disables it. */
+  /**
+   * Ping every open connection this often and close with 1011 one that has not answered the previous
+   * ping; 0 (default) disables it.
+   */
   heartbeatInterval?: number;
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or settings (see PerMessageDeflateOptions).
+   * A server accepts it when a client offers it (every browser does); a client offers it. Off by
+   * default. `maxMessageSize` applies to the decompressed size.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+}
+
+export interface ServerOptions extends ConnectionOptions {
   /** Refuse upgrades with 503 beyond this many connections. Default: no limit. */
   maxConnections?: number;
   /** Browser origins allowed to connect (RFC 6455 §10.2); others get 403. Requests without Origin pass. Default: all. */
   allowedOrigins?: readonly string[];
   /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
   subprotocols?: readonly string[];
-  /**
-   * permessage-deflate (RFC 7692): `true` for the defaults, or settings (see PerMessageDeflateOptions).
-   * Offered by every browser; off by default. `maxMessageSize` applies to the decompressed size.
-   */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Runs before the route's handler; throw HandshakeError (any status) or WebSocketException (403) to refuse. */
   verify?: (ws: WebSocket) => unknown;
   /**
@@ -88,15 +99,28 @@ export interface ConnectionSettings {
   readonly onClosed: (ws: WebSocket) => void;
 }
 
-/** ServerOptions with every default applied (not exported from the package). */
-export interface ResolvedOptions {
+/** ConnectionOptions with every default applied. */
+export interface ResolvedConnection {
   readonly settings: Omit<ConnectionSettings, 'onError' | 'onClosed'>;
   readonly heartbeatInterval: number;
+}
+
+/** ServerOptions with every default applied (not exported from the package). */
+export interface ResolvedOptions extends ResolvedConnection {
   readonly maxConnections: number;
   readonly allowedOrigins: ReadonlySet<string> | null;
   readonly subprotocols: readonly string[];
   readonly verify: ((ws: WebSocket) => unknown) | undefined;
   readonly onError: ((error: unknown, ws: WebSocket) => void) | undefined;
+}
+
+/** Socket errors that only mean the peer went away: the connection reports 1006, nothing to log. */
+const ORDINARY_SOCKET_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE']);
+
+export function defaultOnError(error: unknown): void {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && ORDINARY_SOCKET_ERRORS.has(code)) return;
+  console.error('rfc6455: unhandled error in a WebSocket connection:', error);
 }
 
 const MiB = 1024 * 1024;
@@ -105,7 +129,7 @@ const MiB = 1024 * 1024;
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /** A byte count: a non-negative integer, or Infinity where `unbounded` says it may be. */
-function bytes(options: ServerOptions, name: keyof ServerOptions, fallback: number, unbounded = false): number {
+function bytes(options: ConnectionOptions, name: keyof ConnectionOptions, fallback: number, unbounded = false): number {
   const value = options[name] ?? fallback;
   const valid =
     typeof value === 'number' && value >= 0 && (Number.isSafeInteger(value) || (unbounded && value === Infinity));
@@ -118,7 +142,7 @@ function bytes(options: ServerOptions, name: keyof ServerOptions, fallback: numb
 }
 
 /** A duration in milliseconds; `allowZero` where 0 means "off". */
-function milliseconds(options: ServerOptions, name: keyof ServerOptions, fallback: number, allowZero: boolean): number {
+export function milliseconds<T extends object>(options: T, name: keyof T & string, fallback: number, allowZero: boolean): number {
   const value = options[name] ?? fallback;
   const valid = typeof value === 'number' && Number.isFinite(value) && value <= MAX_TIMER_DELAY && (allowZero ? value >= 0 : value > 0);
   if (!valid) {
@@ -129,7 +153,7 @@ function milliseconds(options: ServerOptions, name: keyof ServerOptions, fallbac
   return value;
 }
 
-function strings(options: ServerOptions, name: 'allowedOrigins' | 'subprotocols'): readonly string[] | undefined {
+export function strings<T extends object>(options: T, name: keyof T & string): readonly string[] | undefined {
   const value = options[name];
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
@@ -138,14 +162,14 @@ function strings(options: ServerOptions, name: 'allowedOrigins' | 'subprotocols'
   return value;
 }
 
-function callback<T>(options: ServerOptions, name: 'verify' | 'onError'): T | undefined {
+export function callback<T, O extends object = ServerOptions>(options: O, name: keyof O & string): T | undefined {
   const value = options[name];
   if (value !== undefined && typeof value !== 'function') throw new TypeError(`${name} must be a function`);
   return value as T | undefined;
 }
 
-/** Applies the defaults and checks every option; throws RangeError or TypeError naming the option. */
-export function resolveOptions(options: ServerOptions): ResolvedOptions {
+/** Applies the defaults to the options both roles share; throws RangeError or TypeError naming the option. */
+export function resolveConnectionOptions(options: ConnectionOptions): ResolvedConnection {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const maxMessageSize = bytes(options, 'maxMessageSize', DEFAULT_MAX_MESSAGE_SIZE, true);
   const maxFrameSize = bytes(options, 'maxFrameSize', maxMessageSize, true);
@@ -164,11 +188,6 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (slowConsumer !== 'skip' && slowConsumer !== 'close') {
     throw new TypeError(`slowConsumer must be 'skip' or 'close', got ${String(slowConsumer)}`);
   }
-  const maxConnections = options.maxConnections ?? Infinity;
-  if (!(maxConnections === Infinity || (Number.isSafeInteger(maxConnections) && maxConnections >= 0))) {
-    throw new RangeError(`maxConnections must be a non-negative integer (or Infinity), got ${String(maxConnections)}`);
-  }
-  const allowedOrigins = strings(options, 'allowedOrigins');
   return {
     settings: {
       maxMessageSize,
@@ -184,6 +203,19 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
       deflate: resolveDeflateOptions(options.perMessageDeflate),
     },
     heartbeatInterval: milliseconds(options, 'heartbeatInterval', 0, true),
+  };
+}
+
+/** Applies the defaults and checks every option; throws RangeError or TypeError naming the option. */
+export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  const connection = resolveConnectionOptions(options);
+  const maxConnections = options.maxConnections ?? Infinity;
+  if (!(maxConnections === Infinity || (Number.isSafeInteger(maxConnections) && maxConnections >= 0))) {
+    throw new RangeError(`maxConnections must be a non-negative integer (or Infinity), got ${String(maxConnections)}`);
+  }
+  const allowedOrigins = strings(options, 'allowedOrigins');
+  return {
+    ...connection,
     maxConnections,
     allowedOrigins: allowedOrigins === undefined ? null : new Set(allowedOrigins),
     subprotocols: strings(options, 'subprotocols') ?? [],

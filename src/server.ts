@@ -6,6 +6,7 @@
  * |------------------------------|---------------------------------|------------------------------------|
  * | WebSocketException(code, r)  | HTTP 403, body r                | close frame (code, r), handshake   |
  * | HandshakeError(status, r)    | HTTP status, body r             | close 1011 (a bug: too late)       |
+ * | HandshakeError from connect()| HTTP 500, onError               | close 1011, onError                |
  * | WebSocketDisconnect          | nothing (the client is gone)    | nothing (the peer is gone)         |
  * | any other error              | HTTP 500, onError               | close 1011, onError                |
  * | returns without closing      | HTTP 403                        | close 1000                         |
@@ -16,8 +17,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
-import { parseUpgradeRequest, refusalBody, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
-import { resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
+import { parseUpgradeRequest, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
+import { serializeResponse } from './http1.ts';
+import { defaultOnError, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 import { WebSocket } from './websocket.ts';
 import { pathOf } from './request-info.ts';
@@ -67,19 +69,10 @@ interface Route {
 type AnyHttpServer = HttpServer | HttpsServer;
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-/** Socket errors that only mean the peer went away: the connection reports 1006, nothing to log. */
-const ORDINARY_SOCKET_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE']);
-
-function defaultOnError(error: unknown): void {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && ORDINARY_SOCKET_ERRORS.has(code)) return;
-  console.error('rfc6455: unhandled error in a WebSocket connection:', error);
-}
-
 /** Writes an HTTP refusal on a socket that never became a WebSocket, then closes it. */
 function refuseSocket(socket: Duplex, error: HandshakeError, closeTimeout: number): void {
   if (socket.destroyed) return;
-  socket.end(refusalResponse(error));
+  socket.end(serializeResponse(refusalResponse(error)));
   setTimeout(() => socket.destroy(), closeTimeout).unref();
 }
 
@@ -172,14 +165,13 @@ export class WebSocketServer {
             parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
           } catch (error) {
             if (error instanceof HandshakeError) {
-              const body = refusalBody(error);
-              response.writeHead(error.status, {
-                ...error.headers,
+              const refusal = refusalResponse(error);
+              response.writeHead(refusal.status, {
+                ...refusal.headers,
                 Connection: 'close',
-                'Content-Type': 'text/plain; charset=utf-8',
-                'Content-Length': Buffer.byteLength(body),
+                'Content-Length': Buffer.byteLength(refusal.body),
               });
-              response.end(body);
+              response.end(refusal.body);
               return;
             }
           }
@@ -343,7 +335,9 @@ export class WebSocketServer {
   /** The one place an error escaping a handler becomes an HTTP refusal or a close frame. */
   private async fail(ws: WebSocket, error: unknown): Promise<void> {
     if (ws.state === 'connecting') {
-      if (error instanceof HandshakeError) ws.refuse(error);
+      // A HandshakeError with a body is one connect() received from another server: passing its
+      // status and headers (cookies, for one) on to this client would be a leak, so it is a 500.
+      if (error instanceof HandshakeError && error.body === null) ws.refuse(error);
       else if (error instanceof WebSocketException) ws.refuse(new HandshakeError(403, error.reason));
       else if (error instanceof WebSocketDisconnect) ws.terminate();
       else {

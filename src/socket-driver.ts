@@ -1,6 +1,6 @@
 /**
- * The socket side of one connection (internal; users see `WebSocket`). It owns the Node socket and its
- * listeners, feeds what it reads to the sans-I/O `Protocol` and writes what the protocol produces (it
+ * The socket side of one connection, server or client (internal; users see `WebSocket`). It owns the
+ * Node socket and its listeners, feeds what it reads to the sans-I/O `Protocol` and writes what the protocol produces (it
  * is the protocol's sink), and it is the one place where the backpressure rules and the timers live:
  *
  * - inbound: received messages queued for the handler above `inboundHighWaterMark` stop reading the
@@ -12,17 +12,23 @@
  *   costs one pong and Node's own write buffer per connection.
  * - hard limit: a message sent while the output is above `maxBufferedAmount` meets the slow-consumer
  *   policy (skip it, or close with 1008), except one awaited `send()`, held until the drain.
- * - timers: handshake, the grace before answering a close the handler is not reading, the closing
- *   handshake, idle (the socket's timeout) and the server's heartbeat.
+ * - timers: handshake (server), the grace before answering a close the handler is not reading, the
+ *   closing handshake and the wait for the peer's TCP close, idle (the socket's timeout), and the
+ *   heartbeat's ping (the server's interval or the client's own).
+ *
+ * The two roles differ only in what the protocol core decides: masking, and which side closes TCP
+ * first (the core calls `endTransport` or `awaitTransportEnd`, RFC 6455 §7.1.1).
  */
 import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
 import { refusalResponse } from './handshake.ts';
+import { serializeResponse } from './http1.ts';
 import type { ConnectionSettings } from './options.ts';
 import type { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import { PreparedMessage } from './protocol/frame-encoder.ts';
 import { Message } from './protocol/message.ts';
+import type { Role } from './protocol/frame-parser.ts';
 import { Protocol, type ProtocolEvent, type ProtocolSink } from './protocol/protocol.ts';
 
 /** What the driver tells the connection it drives (the public WebSocket's internal methods). */
@@ -61,6 +67,8 @@ const OUTPUT_PAUSED = 1 << 5;
 /** The heartbeat's ping is out and no pong has come back. */
 const AWAITING_PONG = 1 << 6;
 const DRAIN_LISTENING = 1 << 7;
+/** The client role: frames are masked, and the server closes TCP first (RFC 6455 §5.3, §7.1.1). */
+const CLIENT = 1 << 8;
 
 /**
  * The driver a socket belongs to. Socket listeners and timers are module-level functions that find
@@ -111,10 +119,15 @@ export class SocketDriver implements ProtocolSink {
   /** The socket error that ended the connection, if any (the `cause` of its 1006). */
   socketError: Error | null = null;
 
-  constructor(socket: Duplex, head: Buffer, settings: ConnectionSettings, owner: DriverOwner) {
+  /**
+   * A server connection waits for its handler to accept (bounded by `handshakeTimeout`); a client's
+   * handshake is over before its driver is made, and `start` follows at once.
+   */
+  constructor(socket: Duplex, head: Buffer, settings: ConnectionSettings, owner: DriverOwner, role: Role = 'server') {
     this.socket = socket;
     this.owner = owner;
     this.settings = settings;
+    if (role === 'client') this.flags = CLIENT;
     this.head = head.length > 0 ? head : null;
     this.socket[kDriver] = this;
     socket.on('close', onSocketClose);
@@ -124,7 +137,7 @@ export class SocketDriver implements ProtocolSink {
     // Listened to from the start: Node can emit 'end' before accept() (a client that left while the
     // handler was deciding), and a FIN missed here would leave the connection half-open forever.
     socket.on('end', onSocketEnd);
-    this.handshakeTimer = setTimeout(handshakeExpired, settings.handshakeTimeout, this);
+    this.handshakeTimer = role === 'server' ? setTimeout(handshakeExpired, settings.handshakeTimeout, this) : null;
   }
 
   get state(): ConnectionState {
@@ -152,20 +165,21 @@ export class SocketDriver implements ProtocolSink {
   // ---------------------------------------------------------------- handshake
 
   /**
-   * Writes the 101 response, starts the protocol and reading (RFC 6455 §4.2.2), with the
-   * permessage-deflate transform when the handshake agreed on it.
+   * Starts the protocol and reading, with the permessage-deflate transform when the handshake agreed
+   * on it. A server writes its 101 response first (RFC 6455 §4.2.2); a client has read the server's
+   * (`response` null).
    */
-  start(response: string, deflate: PerMessageDeflate | null): void {
+  start(response: string | null, deflate: PerMessageDeflate | null): void {
     this.clearHandshakeTimer();
     const settings = this.settings;
     this.protocol = new Protocol(this, {
-      role: 'server',
+      role: (this.flags & CLIENT) !== 0 ? 'client' : 'server',
       maxMessageSize: settings.maxMessageSize,
       maxFrameSize: settings.maxFrameSize,
       deflate,
     });
     const socket = this.socket;
-    socket.write(response);
+    if (response !== null) socket.write(response);
     if (settings.idleTimeout > 0 && 'setTimeout' in socket) {
       (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(settings.idleTimeout);
       socket.on('timeout', onSocketTimeout);
@@ -182,7 +196,7 @@ export class SocketDriver implements ProtocolSink {
     if (!this.answerable) return;
     this.flags |= REFUSED;
     this.clearHandshakeTimer();
-    this.socket.end(refusalResponse(error));
+    this.socket.end(serializeResponse(refusalResponse(error)));
     this.armCloseTimer();
   }
 
@@ -341,10 +355,16 @@ export class SocketDriver implements ProtocolSink {
     this.checkOutput();
   }
 
-  /** RFC 6455 §7.1.1: the server closes the TCP connection first once the close handshake is done. */
+  /** The core decided the transport closes now (see ProtocolSink): our FIN, bounded by the close timer. */
   endTransport(): void {
     this.flush();
     if (!this.socket.destroyed) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  /** A client after the closing handshake: the server's FIN ends it (handleEnd), else the close timer. */
+  awaitTransportEnd(): void {
+    this.flush();
     this.armCloseTimer();
   }
 

@@ -1,7 +1,9 @@
 /**
- * The public connection a route handler gets: what the upgrade request said, accept/refuse, and the
- * async API (`receive`, `for await`, `send`, `close`) with `ws`-style events beside it. Everything
- * that touches the socket (backpressure, timers, writing frames) is the internal SocketDriver's.
+ * The public connection, the same on both sides: a route handler gets one with what the upgrade
+ * request said and accepts or refuses it; `connect()` resolves with one once the server accepted.
+ * Both have the async API (`receive`, `for await`, `send`, `close`) with `ws`-style events beside it.
+ * Everything that touches the socket (backpressure, timers, writing frames) is the internal
+ * SocketDriver's.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -9,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
 import { acceptResponse, type AcceptOptions, type UpgradeRequest } from './handshake.ts';
+import { serializeResponse } from './http1.ts';
 import type { ConnectionSettings } from './options.ts';
 import { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import type { PreparedMessage } from './protocol/frame-encoder.ts';
@@ -50,20 +53,32 @@ const NORMAL_CLOSE_CODES: ReadonlySet<number> = new Set([
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** What `connect()` agreed with the server; the client connection starts open with it (not exported from the package). */
+export interface ClientAgreed {
+  /** The subprotocols offered. */
+  readonly subprotocols: readonly string[];
+  readonly subprotocol: string | null;
+  readonly extensions: string;
+  readonly deflate: PerMessageDeflate | null;
+}
+
 interface Waiter {
   resolve(message: Message): void;
   reject(error: WebSocketDisconnect): void;
 }
 
 /**
- * A server-side WebSocket, handed to a route handler before the handshake is answered: read the
- * request, then `accept()` it (or throw to refuse it), then `receive`/`send` until it closes.
+ * A WebSocket connection. On the server, handed to a route handler before the handshake is answered:
+ * read the request, then `accept()` it (or throw to refuse it), then `receive`/`send` until it closes.
+ * On the client, made by `connect()` already open: `receive`/`send` until it closes.
  */
 export class WebSocket implements AsyncIterable<Message> {
+  /** Server: the request target (path and query). Client: the URL connected to. */
   readonly url: string;
   readonly path: string;
-  /** Path parameters of the route, percent-decoded (`/items/{item_id}/ws` → `{ item_id }`). */
+  /** Path parameters of the route, percent-decoded (`/items/{item_id}/ws` → `{ item_id }`); client: none. */
   readonly params: PathParams;
+  /** Server: the upgrade request's headers. Client: the server's 101 response headers. */
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string | undefined;
   /** Subprotocols the client offered, in its order of preference. */
@@ -92,31 +107,56 @@ export class WebSocket implements AsyncIterable<Message> {
   /** Created on the first listener: an idle connection without listeners carries no emitter. */
   private emitter: EventEmitter | null = null;
 
-  /** Made by the server for each upgrade request that matched a route; not for application code. */
-  constructor(socket: Duplex, head: Buffer, upgrade: UpgradeRequest, info: RequestInfo, settings: ConnectionSettings) {
+  /**
+   * Made by the server for each upgrade request that matched a route (`upgrade`), and by `connect()`
+   * once the server's 101 is verified (`client`); not for application code.
+   */
+  constructor(
+    socket: Duplex,
+    head: Buffer,
+    upgrade: UpgradeRequest | null,
+    info: RequestInfo,
+    settings: ConnectionSettings,
+    client: ClientAgreed | null = null,
+  ) {
     this.url = info.url;
     this.path = info.path;
     this.params = info.params;
     this.headers = info.headers;
     this.remoteAddress = info.remoteAddress;
-    this.subprotocols = upgrade.protocols;
+    this.subprotocols = client === null ? upgrade!.protocols : client.subprotocols;
     this.upgrade = upgrade;
     this.settings = settings;
     // The driver calls back the @internal methods below (DriverOwner, structurally: the public type
     // does not implement it).
-    this.#driver = new SocketDriver(socket, head, settings, this);
+    this.#driver = new SocketDriver(socket, head, settings, this, client === null ? 'server' : 'client');
+    if (client !== null) {
+      this.subprotocol = client.subprotocol;
+      this.extensions = client.extensions;
+      this.#driver.start(null, client.deflate);
+    }
   }
 
   /** Adds an event listener (see WebSocketEvents). */
   on<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
     (this.emitter ??= new EventEmitter()).on(event, listener as (...args: unknown[]) => void);
+    if (event === 'message') this.dispatchQueuedSoon();
     return this;
   }
 
   /** Adds a listener called at most once. */
   once<E extends keyof WebSocketEvents>(event: E, listener: (...args: WebSocketEvents[E]) => void): this {
     (this.emitter ??= new EventEmitter()).once(event, listener as (...args: unknown[]) => void);
+    if (event === 'message') this.dispatchQueuedSoon();
     return this;
+  }
+
+  /**
+   * Messages that arrived before the first `message` listener (a client's come with the 101) are
+   * emitted on the next tick, after the code adding listeners has run, not left until the next read.
+   */
+  private dispatchQueuedSoon(): void {
+    if (this.#driver.protocol?.hasEvent === true) process.nextTick(dispatchQueued, this);
   }
 
   /** Removes a listener. */
@@ -169,7 +209,7 @@ export class WebSocket implements AsyncIterable<Message> {
     const deflateSettings = this.settings.deflate;
     const agreement = deflateSettings === null ? null : negotiateDeflate(upgrade.extensions, deflateSettings);
     try {
-      response = acceptResponse(upgrade, { subprotocol, headers: options.headers }, agreement?.response);
+      response = serializeResponse(acceptResponse(upgrade, { subprotocol, headers: options.headers }, agreement?.response));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -401,6 +441,10 @@ export class WebSocket implements AsyncIterable<Message> {
     const cause = event.initiator === 'transport' ? socketError : undefined;
     return new WebSocketDisconnect(event.code, event.reason, event.initiator, cause);
   }
+}
+
+function dispatchQueued(ws: WebSocket): void {
+  if (ws.state !== 'connecting') ws.dispatchEvents();
 }
 
 /** `for await` over a connection: one promise per message, no closures. */

@@ -1,6 +1,7 @@
 /**
  * The opening handshake as pure functions (RFC 6455 §4.2): request validation with the HTTP status of
- * each refusal, the accept key, subprotocol selection and the exact response bytes.
+ * each refusal, the accept key, subprotocol selection, the transport-neutral results and the exact
+ * HTTP/1.1 bytes they serialise to.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,11 +11,22 @@ import {
   acceptResponse,
   parseUpgradeRequest,
   refusalResponse,
+  serializeResponse,
   selectSubprotocol,
   type RequestHead,
   type RequestHeaders,
   type UpgradeRequest,
 } from '../src/protocol/index.ts';
+
+/** The HTTP/1.1 bytes an HTTP/1.1 transport writes for the transport-neutral results. */
+function accept(...args: Parameters<typeof acceptResponse>): string {
+  return serializeResponse(acceptResponse(...args));
+}
+
+function refuse(error: HandshakeError): string {
+  return serializeResponse(refusalResponse(error));
+}
+
 
 /** RFC 6455 §1.3 / §4.2.2: the sample nonce and its accept value. */
 const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -192,7 +204,7 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
 
   test('exact bytes for the RFC key', () => {
     assert.equal(
-      acceptResponse(upgrade),
+      accept(upgrade),
       'HTTP/1.1 101 Switching Protocols\r\n' +
         'Upgrade: websocket\r\n' +
         'Connection: Upgrade\r\n' +
@@ -203,7 +215,7 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
 
   test('with a selected subprotocol and extra headers', () => {
     assert.equal(
-      acceptResponse(upgrade, { subprotocol: 'chat', headers: { 'Set-Cookie': ['a=1', 'b=2'], 'X-Id': '7' } }),
+      accept(upgrade, { subprotocol: 'chat', headers: { 'Set-Cookie': ['a=1', 'b=2'], 'X-Id': '7' } }),
       'HTTP/1.1 101 Switching Protocols\r\n' +
         'Upgrade: websocket\r\n' +
         'Connection: Upgrade\r\n' +
@@ -217,12 +229,12 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
   });
 
   test('protocol null or undefined sends no Sec-WebSocket-Protocol', () => {
-    assert.ok(!acceptResponse(upgrade, { subprotocol: null }).includes('Sec-WebSocket-Protocol'));
-    assert.ok(!acceptResponse(upgrade, { subprotocol: undefined }).includes('Sec-WebSocket-Protocol'));
+    assert.ok(!accept(upgrade, { subprotocol: null }).includes('Sec-WebSocket-Protocol'));
+    assert.ok(!accept(upgrade, { subprotocol: undefined }).includes('Sec-WebSocket-Protocol'));
   });
 
   test('a subprotocol the client did not offer is a TypeError', () => {
-    assert.throws(() => acceptResponse(upgrade, { subprotocol: 'other' }), TypeError);
+    assert.throws(() => accept(upgrade, { subprotocol: 'other' }), TypeError);
   });
 
   test('header injection (CR, LF, NUL in a value; a bad name) is a TypeError', () => {
@@ -236,13 +248,13 @@ describe('acceptResponse — RFC 6455 §4.2.2 item 5', () => {
       { 'X-A\r\nInjected': 'v' },
       { '': 'v' },
     ]) {
-      assert.throws(() => acceptResponse(upgrade, { headers }), TypeError, JSON.stringify(headers));
+      assert.throws(() => accept(upgrade, { headers }), TypeError, JSON.stringify(headers));
     }
   });
 
   test('overriding a handshake header (Upgrade, Connection, Sec-WebSocket-*) is a TypeError', () => {
     for (const name of ['Upgrade', 'upgrade', 'Connection', 'Sec-WebSocket-Accept', 'sec-websocket-protocol', 'Sec-WebSocket-Extensions']) {
-      assert.throws(() => acceptResponse(upgrade, { headers: { [name]: 'x' } }), TypeError, name);
+      assert.throws(() => accept(upgrade, { headers: { [name]: 'x' } }), TypeError, name);
     }
   });
 });
@@ -263,7 +275,7 @@ describe('refusalResponse — RFC 6455 §4.2.1, §4.2.2', () => {
   }
 
   test('400: status line, Connection: close, Content-Length matching the body', () => {
-    const response = refusalResponse(new HandshakeError(400, 'Upgrade header must include "websocket"'));
+    const response = refuse(new HandshakeError(400, 'Upgrade header must include "websocket"'));
     const { status, headers, body } = parseResponse(response);
     assert.equal(status, 'HTTP/1.1 400 Bad Request');
     assert.deepEqual(headers.get('connection'), ['close']);
@@ -272,21 +284,21 @@ describe('refusalResponse — RFC 6455 §4.2.1, §4.2.2', () => {
   });
 
   test('Content-Length counts UTF-8 bytes of a non-ASCII reason', () => {
-    const { headers, body } = parseResponse(refusalResponse(new HandshakeError(403, 'verboten: Zugriff für Gäste')));
+    const { headers, body } = parseResponse(refuse(new HandshakeError(403, 'verboten: Zugriff für Gäste')));
     assert.deepEqual(headers.get('content-length'), [String(Buffer.byteLength(body, 'utf8'))]);
     assert.notEqual(Buffer.byteLength(body), body.length);
   });
 
   test('an empty reason uses the status text as the body; an unknown status is "Error"', () => {
-    const { status, body } = parseResponse(refusalResponse(new HandshakeError(404)));
+    const { status, body } = parseResponse(refuse(new HandshakeError(404)));
     assert.equal(status, 'HTTP/1.1 404 Not Found');
     assert.equal(body, 'Not Found\n');
-    assert.equal(parseResponse(refusalResponse(new HandshakeError(418))).status, 'HTTP/1.1 418 Error');
+    assert.equal(parseResponse(refuse(new HandshakeError(418))).status, 'HTTP/1.1 418 Error');
   });
 
   test('426 from a bad version carries Sec-WebSocket-Version: 13 and Upgrade: websocket', () => {
     const error = expectRefusal(request({ 'sec-websocket-version': '8' }), 426);
-    const { status, headers } = parseResponse(refusalResponse(error));
+    const { status, headers } = parseResponse(refuse(error));
     assert.equal(status, 'HTTP/1.1 426 Upgrade Required');
     assert.deepEqual(headers.get('sec-websocket-version'), ['13']);
     assert.deepEqual(headers.get('upgrade'), ['websocket']);
@@ -295,29 +307,57 @@ describe('refusalResponse — RFC 6455 §4.2.1, §4.2.2', () => {
 
   test('405 from a POST carries Allow: GET', () => {
     const error = expectRefusal(request({}, { method: 'POST' }), 405);
-    const { status, headers } = parseResponse(refusalResponse(error));
+    const { status, headers } = parseResponse(refuse(error));
     assert.equal(status, 'HTTP/1.1 405 Method Not Allowed');
     assert.deepEqual(headers.get('allow'), ['GET']);
   });
 
   test('exact bytes of a simple refusal', () => {
     assert.equal(
-      refusalResponse(new HandshakeError(400, 'bad')),
-      'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 4\r\n\r\nbad\n',
+      refuse(new HandshakeError(400, 'bad')),
+      'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 4\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbad\n',
     );
   });
 
   test('header injection in a refusal header is a TypeError', () => {
-    assert.throws(() => refusalResponse(new HandshakeError(401, '', { 'WWW-Authenticate': 'Basic\r\nX: y' })), TypeError);
+    assert.throws(() => refuse(new HandshakeError(401, '', { 'WWW-Authenticate': 'Basic\r\nX: y' })), TypeError);
   });
 });
 
 describe('refusalResponse framing headers', () => {
   test('a caller cannot add a second Content-Length or Connection header', () => {
-    const response = refusalResponse(new HandshakeError(401, 'no', { 'Content-Length': '0', Connection: 'keep-alive', 'WWW-Authenticate': 'Bearer' }));
+    const response = refuse(new HandshakeError(401, 'no', { 'Content-Length': '0', Connection: 'keep-alive', 'WWW-Authenticate': 'Bearer' }));
     assert.equal(response.match(/^content-length:/gim)?.length, 1);
     assert.equal(response.match(/^connection:/gim)?.length, 1);
     assert.match(response, /^Content-Length: 3\r\n/m);
     assert.match(response, /^WWW-Authenticate: Bearer\r\n/m);
+  });
+});
+
+describe('transport-neutral results', () => {
+  test('acceptResponse is { status: 101, headers, body: "" } with no HTTP/1.1 syntax in it', () => {
+    const upgrade = parseUpgradeRequest(request({ 'sec-websocket-protocol': 'chat' }));
+    const response = acceptResponse(upgrade, { subprotocol: 'chat', headers: { 'X-Id': '7' } }, 'permessage-deflate');
+    assert.deepEqual(response, {
+      status: 101,
+      headers: {
+        Upgrade: 'websocket',
+        Connection: 'Upgrade',
+        'Sec-WebSocket-Accept': RFC_ACCEPT,
+        'Sec-WebSocket-Protocol': 'chat',
+        'Sec-WebSocket-Extensions': 'permessage-deflate',
+        'X-Id': '7',
+      },
+      body: '',
+    });
+  });
+
+  test('refusalResponse keeps the status, the caller\'s headers and the reason as the body; framing is the transport\'s', () => {
+    const response = refusalResponse(new HandshakeError(401, 'log in', { 'WWW-Authenticate': 'Bearer', 'Content-Length': '9' }));
+    assert.deepEqual(response, {
+      status: 401,
+      headers: { 'WWW-Authenticate': 'Bearer', 'Content-Type': 'text/plain; charset=utf-8' },
+      body: 'log in\n',
+    });
   });
 });

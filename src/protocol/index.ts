@@ -20,6 +20,8 @@ export { Message } from './message.ts';
 export { parseExtensionHeader, formatExtension, type ExtensionOffer, type ExtensionParameter } from './extension-header.ts';
 export {
   negotiateDeflate,
+  deflateOffer,
+  acceptDeflateResponse,
   resolveDeflateOptions,
   PERMESSAGE_DEFLATE,
   type PerMessageDeflateOptions,
@@ -43,8 +45,20 @@ export {
   acceptResponse,
   refusalResponse,
   type AcceptOptions,
+  type HandshakeResponse,
   type RequestHead,
   type RequestHeaders,
   type UpgradeRequest,
 } from '../handshake.ts';
+export {
+  clientRequest,
+  verifyResponse,
+  generateKey,
+  parseWebSocketUrl,
+  type ClientRequest,
+  type ClientRequestOptions,
+  type ClientAgreement,
+  type ReceivedResponse,
+} from '../client-handshake.ts';
+export { serializeResponse } from '../http1.ts';
 export type { CloseInitiator } from '../errors.ts';

@@ -209,3 +209,58 @@ export function negotiateDeflate(offers: readonly ExtensionOffer[], settings: De
   }
   return null;
 }
+
+/**
+ * The client's offer (RFC 7692 §5, §7.1): one permessage-deflate element stating what these settings
+ * ask of the server (`server_no_context_takeover`, a `server_max_window_bits` below 15) and what the
+ * client will honour (`client_max_window_bits` always: a client that can compress with any window
+ * says so, §7.1.2.2; `client_no_context_takeover` when it will not carry history anyway).
+ */
+export function deflateOffer(settings: DeflateSettings): string {
+  const parameters: ExtensionParameter[] = [];
+  if (settings.serverNoContextTakeover) parameters.push({ name: 'server_no_context_takeover', value: null });
+  if (settings.clientNoContextTakeover) parameters.push({ name: 'client_no_context_takeover', value: null });
+  if (settings.serverMaxWindowBits < 15) {
+    parameters.push({ name: 'server_max_window_bits', value: String(settings.serverMaxWindowBits) });
+  }
+  parameters.push({
+    name: 'client_max_window_bits',
+    value: settings.clientMaxWindowBits < 15 ? String(settings.clientMaxWindowBits) : null,
+  });
+  return formatExtension(PERMESSAGE_DEFLATE, parameters);
+}
+
+/**
+ * Client side of the negotiation (RFC 7692 §5, §7.1): the parameters the server's response element
+ * agrees on, or the reason the client must fail the connection (a string). The response must accept
+ * the offer `deflateOffer(settings)` made: known parameters only, each once and with a valid value;
+ * `server_no_context_takeover` echoed when it was asked for; `server_max_window_bits` no larger than
+ * asked; `client_max_window_bits` no larger than offered.
+ */
+export function acceptDeflateResponse(element: ExtensionOffer, settings: DeflateSettings): DeflateParameters | string {
+  if (element.malformed) return 'malformed permessage-deflate response';
+  const response = readOffer(element.parameters);
+  // §7.1: an unknown or repeated parameter or an invalid value fails the connection.
+  if (response === null) return 'invalid permessage-deflate parameters in the response';
+  // §7.1.1.1: a server that accepts an offer with server_no_context_takeover includes it.
+  if (settings.serverNoContextTakeover && !response.serverNoContextTakeover) {
+    return 'the server did not accept server_no_context_takeover';
+  }
+  // §7.1.2.1: the server's window may be at most the one asked for; without one, 15.
+  const serverMaxWindowBits = response.serverMaxWindowBits ?? 15;
+  if (serverMaxWindowBits > settings.serverMaxWindowBits) return 'server_max_window_bits is larger than offered';
+  // §7.1.2.2: the response's client_max_window_bits must have a value, no larger than the one offered.
+  let clientMaxWindowBits = settings.clientMaxWindowBits;
+  if (response.clientMaxWindowBits !== null) {
+    if (response.clientMaxWindowBits === 0) return 'client_max_window_bits in the response has no value';
+    if (response.clientMaxWindowBits > settings.clientMaxWindowBits) return 'client_max_window_bits is larger than offered';
+    clientMaxWindowBits = response.clientMaxWindowBits;
+  }
+  return {
+    serverNoContextTakeover: response.serverNoContextTakeover,
+    // §7.1.1.2: the client may always start every message with an empty window of its own accord.
+    clientNoContextTakeover: response.clientNoContextTakeover || settings.clientNoContextTakeover,
+    serverMaxWindowBits,
+    clientMaxWindowBits,
+  };
+}

@@ -40,10 +40,17 @@ import { isValidUtf8, Utf8Validator } from './utf8.ts';
 /** Where the protocol's output goes: frames to write, and the signal that the transport should end. */
 export interface ProtocolSink extends FrameSink {
   /**
-   * The close handshake is complete, or the connection was failed after sending a close frame: the
-   * transport should be closed (RFC 6455 §7.1.1: the server closes TCP first; a client waits for it).
+   * Close the transport now: the server's part once the closing handshake is complete (RFC 6455
+   * §7.1.1: the server closes the TCP connection first), and either role's after failing the
+   * connection with a close frame (§7.1.7).
    */
   endTransport(): void;
+  /**
+   * The closing handshake is complete on a client: the server is expected to close the transport, and
+   * the client closes it itself only if that does not happen within a reasonable time (RFC 6455
+   * §7.1.1), so the server, not the client, holds the TCP TIME_WAIT state.
+   */
+  awaitTransportEnd(): void;
   /**
    * Whether a pong can be written now. When it returns false (the transport's output is backed up),
    * the protocol keeps only the most recent ping's payload until `flushPong()` (RFC 6455 §5.5.3 lets
@@ -121,6 +128,7 @@ export class Protocol implements FrameHandler {
   private readonly sink: ProtocolSink;
   private readonly parser: FrameParser;
   private readonly masked: boolean;
+  private readonly role: Role;
   private readonly maxMessageSize: number;
   /** Largest frame accepted when the message is not compressed (the parser allows compressed slack). */
   private readonly maxFrameSize: number;
@@ -177,6 +185,7 @@ export class Protocol implements FrameHandler {
     this.sink = sink;
     const role = options.role ?? 'server';
     this.masked = role === 'client';
+    this.role = role;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be a non-negative number');
     this.deflate = options.deflate ?? null;
@@ -313,8 +322,19 @@ export class Protocol implements FrameHandler {
     } else {
       // RFC 6455 §5.5.1: reply to a close with a close, echoing the status code (1000 when none came).
       this.writeClose(closeEvent.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : closeEvent.code, '');
+      this.closingHandshakeDone();
+      return;
     }
     this.sink.endTransport();
+  }
+
+  /**
+   * Both close frames have crossed. Which side closes the transport is decided here, by role (RFC 6455
+   * §7.1.1): the server at once; the client waits for the server to.
+   */
+  private closingHandshakeDone(): void {
+    if (this.role === 'server') this.sink.endTransport();
+    else this.sink.awaitTransportEnd();
   }
 
   private failWith(error: unknown): void {
@@ -539,7 +559,7 @@ export class Protocol implements FrameHandler {
           // the close is the one this endpoint started.
           this.#closeEvent = { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null };
           this.closeAnswered = true;
-          this.sink.endTransport();
+          this.closingHandshakeDone();
         } else {
           this.#closeEvent = { type: 'close', code, reason, initiator: 'peer', error: null };
         }
@@ -601,13 +621,19 @@ export class Protocol implements FrameHandler {
   }
 
   /**
-   * Sends a message encoded once by `prepareMessage` (server role): broadcasting writes the same
-   * header and payload buffers to every connection, without a copy per connection.
+   * Sends a message encoded once by `prepareMessage`: broadcasting writes the same header and payload
+   * buffers to every server connection, without a copy per connection.
    */
   sendPrepared(prepared: PreparedMessage): void {
     this.checkCanSendMessage();
-    if (this.masked) throw new TypeError('prepared messages are unmasked: the client role must mask each frame');
     const deflate = this.deflate;
+    if (this.masked) {
+      // RFC 6455 §5.3: a client masks every frame with a fresh key, so the shared encoding cannot be
+      // reused: the message is encoded for this connection.
+      if (deflate !== null && prepared.byteLength >= deflate.threshold) this.sendCompressed(deflate, prepared.opcode, prepared.data, undefined);
+      else encodeFrame(this.sink, prepared.opcode, prepared.data, true, true);
+      return;
+    }
     const frame = deflate !== null && prepared.byteLength >= deflate.threshold ? deflate.compressPrepared(prepared) : prepared;
     this.sink.writeFrame(frame.header, frame.payload);
   }
@@ -666,10 +692,10 @@ export class Protocol implements FrameHandler {
     }
     this.writeClose(code ?? CloseCode.NoStatusReceived, reason, frame);
     if (this.#closeEvent !== null) {
-      // Our close answers the peer's (or ends a failed connection): pending messages are discarded.
+      // Our close answers the peer's: pending messages are discarded.
       this.closeAnswered = true;
       this.discardMessages();
-      this.sink.endTransport();
+      this.closingHandshakeDone();
     }
   }
 

@@ -207,24 +207,30 @@ export interface CollectingSink extends ProtocolSink {
   readonly writes: Array<{ header: Buffer; payload: Uint8Array | null }>;
   /** How many times endTransport was called. */
   readonly endCalls: number;
+  /** How many times awaitTransportEnd was called (a client after the closing handshake). */
+  readonly awaitCalls: number;
   /** Everything written, in order, as one buffer. */
   bytes(): Buffer;
-  /** Order of output calls: 'frame' or 'end'. */
-  readonly log: Array<'frame' | 'end'>;
+  /** Order of output calls: 'frame', 'end' (endTransport) or 'await' (awaitTransportEnd). */
+  readonly log: Array<'frame' | 'end' | 'await'>;
 }
 
-/** A ProtocolSink that records frames (copied at write time) and endTransport calls. */
+/** A ProtocolSink that records frames (copied at write time) and the calls that end the transport. */
 export function collectingSink(): CollectingSink {
   const frames: Buffer[] = [];
   const writes: Array<{ header: Buffer; payload: Uint8Array | null }> = [];
-  const log: Array<'frame' | 'end'> = [];
+  const log: Array<'frame' | 'end' | 'await'> = [];
   let endCalls = 0;
+  let awaitCalls = 0;
   return {
     frames,
     writes,
     log,
     get endCalls() {
       return endCalls;
+    },
+    get awaitCalls() {
+      return awaitCalls;
     },
     writeFrame(header: Buffer, payload: Uint8Array | null): void {
       writes.push({ header, payload });
@@ -234,6 +240,10 @@ export function collectingSink(): CollectingSink {
     endTransport(): void {
       endCalls++;
       log.push('end');
+    },
+    awaitTransportEnd(): void {
+      awaitCalls++;
+      log.push('await');
     },
     bytes(): Buffer {
       return Buffer.concat(frames);
