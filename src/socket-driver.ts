@@ -256,6 +256,22 @@ export class SocketDriver implements ProtocolSink {
     return this.afterWrite();
   }
 
+  /**
+   * One frame of a message sent in fragments (RFC 6455 §5.4), resolving when there is room for the
+   * next: fragments are awaited one by one, so the output stays within the high-water mark plus one
+   * fragment instead of meeting the slow-consumer policy.
+   */
+  sendFragment(opcode: number, payload: Uint8Array, fin: boolean): Promise<void> {
+    const protocol = this.protocol;
+    if (protocol === null) return rejection(this.notOpenError());
+    try {
+      protocol.sendFrame(opcode, payload, fin);
+    } catch (error) {
+      return rejection(error);
+    }
+    return this.afterWrite();
+  }
+
   /** A message encoded once for many connections (broadcast): written, or refused by the policy. */
   deliver(prepared: PreparedMessage): Delivery {
     const protocol = this.protocol;

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CloseCode } from './constants.ts';
+import { CloseCode, Opcode } from './constants.ts';
 import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
 import { acceptResponse, type AcceptOptions, type UpgradeRequest } from './handshake.ts';
 import { serializeResponse } from './http1.ts';
@@ -319,6 +319,43 @@ export class WebSocket implements AsyncIterable<Message> {
     return this.#driver.send(data);
   }
 
+  /**
+   * Sends one message in fragments (RFC 6455 §5.4), one frame per item of `fragments` (sync or async
+   * iterable): all strings make a text message, all byte arrays a binary one. Each frame waits for
+   * room in the socket's buffer before the next is read, so a message of unknown length streams with
+   * bounded memory. Other messages cannot be sent until it is finished (pings and the close can). An
+   * empty iterable or a mix of strings and bytes rejects with TypeError; when the mix is found after
+   * the first frame went out, the connection is closed with 1011, as the message cannot be finished.
+   */
+  async sendFragments(fragments: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>): Promise<void> {
+    const driver = this.#driver;
+    let opcode = 0;
+    let started = false;
+    // Each frame is written when the next item arrives: only then is it known not to be the last.
+    let held: Uint8Array | null = null;
+    try {
+      for await (const fragment of fragments) {
+        const type = typeof fragment === 'string' ? Opcode.Text : fragment instanceof Uint8Array ? Opcode.Binary : 0;
+        if (type === 0 || (opcode !== 0 && type !== opcode)) {
+          throw new TypeError('the fragments of one message must be all strings or all byte arrays');
+        }
+        opcode = type;
+        if (held !== null) {
+          await driver.sendFragment(started ? Opcode.Continuation : opcode, held, false);
+          started = true;
+        }
+        held = typeof fragment === 'string' ? Buffer.from(fragment, 'utf8') : fragment;
+      }
+    } catch (error) {
+      // RFC 6455 §5.4: once its first frame is out, a message cannot be abandoned; nothing else may be
+      // sent before its last frame, so the connection ends.
+      if (started) this.close(CloseCode.InternalError).catch(ignore);
+      throw error;
+    }
+    if (held === null) throw new TypeError('sendFragments needs at least one fragment');
+    await driver.sendFragment(started ? Opcode.Continuation : opcode, held, true);
+  }
+
   /** Sends `value` as a JSON text message. */
   sendJson(value: unknown): Promise<void> {
     const text = JSON.stringify(value);
@@ -442,6 +479,8 @@ export class WebSocket implements AsyncIterable<Message> {
     return new WebSocketDisconnect(event.code, event.reason, event.initiator, cause);
   }
 }
+
+function ignore(): void {}
 
 function dispatchQueued(ws: WebSocket): void {
   if (ws.state !== 'connecting') ws.dispatchEvents();
