@@ -7,11 +7,13 @@
  * | HandshakeError(status, r)    | HTTP status, body r             | close 1011 (a bug: too late)       |
  * | WebSocketDisconnect          | nothing (the client is gone)    | nothing (the peer is gone)         |
  * | any other error              | HTTP 500, onError               | close 1011, onError                |
+ * | HandshakeError from connect()| HTTP 500, onError               | close 1011, onError                |
  * | returns without closing      | HTTP 403                        | close 1000                         |
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  connect,
   HandshakeError,
   InvalidPayloadData,
   WebSocketDisconnect,
@@ -112,6 +114,23 @@ describe('before accept()', () => {
     const response = await assertRefusal(await h.raw(port), 500, 'Internal Server Error\n');
     assert.doesNotMatch(response.body.toString(), /secret|database|etc/);
     assert.deepEqual(errors, [failure]);
+  });
+
+  test('a HandshakeError from connect() to another server → HTTP 500: its status and headers are not passed on', async (t) => {
+    const h = new Harness(t);
+    const { errors, options } = errorSink();
+    const upstream = await h.serve(() => {
+      throw new HandshakeError(401, 'upstream login', { 'Set-Cookie': 'upstream-session=secret' });
+    });
+    const { port } = await h.serve(async () => {
+      await connect(`ws://127.0.0.1:${upstream.port}/`);
+    }, options);
+    const response = await assertRefusal(await h.raw(port), 500, 'Internal Server Error\n');
+    assert.equal(response.headers['set-cookie'], undefined);
+    assert.equal(errors.length, 1);
+    assert.ok(errors[0] instanceof HandshakeError);
+    assert.equal(errors[0].status, 401);
+    assert.equal(errors[0].body?.toString(), 'upstream login\n');
   });
 
   test('returns without accepting → HTTP 403', async (t) => {
