@@ -99,6 +99,10 @@ export function parseWebSocketUrl(input: string | URL): URL {
   // RFC 6455 §3: fragment identifiers are meaningless in WebSocket URIs and MUST NOT be used.
   if (url.hash !== '' || String(input).includes('#')) throw new TypeError('a WebSocket URL must not have a fragment');
   if (url.hostname === '') throw new TypeError('a WebSocket URL must have a host');
+  // RFC 6455 §3: the ws-URI grammar has no user information; credentials belong in a header.
+  if (url.username !== '' || url.password !== '') {
+    throw new TypeError('a WebSocket URL must not carry user information: send credentials in the headers option');
+  }
   return url;
 }
 
@@ -172,8 +176,9 @@ export function verifyResponse(response: ReceivedResponse, request: ClientReques
     const redirect = status >= 300 && status < 400 && location !== undefined;
     throw fail(redirect ? `redirected to ${location}` : 'the server did not switch protocols');
   }
-  // §4.1 items 2 and 3: Upgrade is "websocket" and Connection contains "Upgrade", case-insensitively.
-  if (!hasToken(headerValue(headers, 'upgrade'), 'websocket')) throw fail('Upgrade header must be "websocket"');
+  // §4.1 item 2: Upgrade is "websocket" (the whole value, case-insensitively); item 3: Connection
+  // contains the token "Upgrade".
+  if (headerValue(headers, 'upgrade')?.trim().toLowerCase() !== 'websocket') throw fail('Upgrade header must be "websocket"');
   if (!hasToken(headerValue(headers, 'connection'), 'upgrade')) throw fail('Connection header must include "Upgrade"');
   // §4.1 item 4: base64(SHA-1(key + GUID)), ignoring leading and trailing whitespace.
   if (headerValue(headers, 'sec-websocket-accept')?.trim() !== acceptKey(request.key)) {

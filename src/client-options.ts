@@ -25,7 +25,7 @@ export interface ClientOptions extends ConnectionOptions, ClientTlsOptions {
   /**
    * Follow 3xx responses that carry a Location (at most `maxRedirects`). Default false: a redirect
    * rejects with a HandshakeError whose headers hold the Location. A redirect from `wss:` to `ws:` is
-   * never followed, and Authorization and Cookie are not sent to another host.
+   * never followed, and Authorization and Cookie are not sent to another host (or port).
    */
   followRedirects?: boolean;
   /** Default 10. */
@@ -36,6 +36,17 @@ export interface ClientOptions extends ConnectionOptions, ClientTlsOptions {
    */
   onError?: (error: unknown, ws: WebSocket) => void;
 }
+
+const TLS_OPTIONS = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'rejectUnauthorized',
+  'servername',
+  'checkServerIdentity',
+] as const satisfies ReadonlyArray<keyof ClientTlsOptions>;
 
 /** ClientOptions with every default applied. */
 export interface ResolvedClientOptions extends ResolvedConnection {
@@ -62,7 +73,12 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   if (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0) {
     throw new RangeError(`maxRedirects must be a non-negative integer, got ${String(maxRedirects)}`);
   }
-  const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername, checkServerIdentity } = options;
+  // Only the settings given: tls.connect spreads its defaults under ours, so an undefined
+  // checkServerIdentity would replace Node's own check.
+  const tls: Record<string, unknown> = {};
+  for (const name of TLS_OPTIONS) {
+    if (options[name] !== undefined) tls[name] = options[name];
+  }
   return {
     ...connection,
     subprotocols: strings(options, 'subprotocols') ?? [],
@@ -71,7 +87,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     signal,
     followRedirects,
     maxRedirects,
-    tls: { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername, checkServerIdentity },
+    tls: tls as ClientTlsOptions,
     onError: callback<(error: unknown, ws: WebSocket) => void, ClientOptions>(options, 'onError'),
   };
 }

@@ -140,6 +140,13 @@ function attempt(
             })
         : () => netConnect({ host: request.hostname, port: request.port }),
     });
+    // Kept to be destroyed on failure: after a keep-alive refusal Node detaches the socket from the
+    // request (destroying the request no longer reaches it), and without an agent nobody would close
+    // it, nor listen for its errors.
+    let socket: Duplex | null = null;
+    http.once('socket', (opened: Duplex) => {
+      socket = opened;
+    });
     let settled = false;
     const finish = (): boolean => {
       if (settled) return false;
@@ -151,6 +158,7 @@ function attempt(
     const fail = (error: unknown): void => {
       if (!finish()) return;
       http.destroy();
+      socket?.destroy();
       reject(error);
     };
     const onAbort = (): void => fail(signal!.reason);
@@ -160,25 +168,25 @@ function attempt(
       Math.max(0, deadline - Date.now()),
     );
     http.on('error', fail);
-    http.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+    http.on('upgrade', (response: IncomingMessage, upgraded: Duplex, head: Buffer) => {
       if (settled) {
-        socket.destroy();
+        upgraded.destroy();
         return;
       }
       let agreement;
       try {
         agreement = verifyResponse({ status: response.statusCode ?? 0, headers: response.headers, body: EMPTY }, request);
       } catch (error) {
-        socket.destroy();
+        upgraded.destroy();
         fail(error);
         return;
       }
       finish();
-      (socket as Duplex & { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
+      (upgraded as Duplex & { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
       const deflate =
         agreement.deflate === null ? null : new PerMessageDeflate(agreement.deflate, settings.deflate!, 'client');
       const ws = new WebSocket(
-        socket,
+        upgraded,
         head,
         null,
         {
@@ -186,7 +194,7 @@ function attempt(
           path: request.url.pathname,
           params: NO_PARAMS,
           headers: response.headers,
-          remoteAddress: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+          remoteAddress: (upgraded as Duplex & { remoteAddress?: string }).remoteAddress,
         },
         settings,
         { subprotocols: request.subprotocols, subprotocol: agreement.subprotocol, extensions: agreement.extensions, deflate },
