@@ -127,8 +127,8 @@ const MAX_SPECULATIVE_TAIL = 64 * 1024;
 export class Protocol implements FrameHandler {
   private readonly sink: ProtocolSink;
   private readonly parser: FrameParser;
+  /** The client role (RFC 6455 §5.1: a client masks what it sends and reads unmasked frames). */
   private readonly masked: boolean;
-  private readonly role: Role;
   private readonly maxMessageSize: number;
   /** Largest frame accepted when the message is not compressed (the parser allows compressed slack). */
   private readonly maxFrameSize: number;
@@ -185,7 +185,6 @@ export class Protocol implements FrameHandler {
     this.sink = sink;
     const role = options.role ?? 'server';
     this.masked = role === 'client';
-    this.role = role;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be a non-negative number');
     this.deflate = options.deflate ?? null;
@@ -333,8 +332,8 @@ export class Protocol implements FrameHandler {
    * §7.1.1): the server at once; the client waits for the server to.
    */
   private closingHandshakeDone(): void {
-    if (this.role === 'server') this.sink.endTransport();
-    else this.sink.awaitTransportEnd();
+    if (this.masked) this.sink.awaitTransportEnd();
+    else this.sink.endTransport();
   }
 
   private failWith(error: unknown): void {
