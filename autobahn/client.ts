@@ -5,6 +5,13 @@
  * build: reserved bits and opcodes, fragmented or oversized control frames, close frames with codes or
  * reasons that may not be sent.
  *
+ * The same peer plays the server for the replay against a client (Autobahn's fuzzingserver): made by
+ * `accept` instead of `connect`, in the `server` role it checks the client's opening handshake and
+ * answers it, sends its frames unmasked, requires masked ones (FrameParser in the server role: an
+ * unmasked frame is a violation), and closes TCP itself once the closing handshake is over (RFC 6455
+ * §7.1.1), after a short grace that shows whether the client closed it first. The cases do not change:
+ * "me" is the peer, whatever its role, and "the server" of their texts is the endpoint under test.
+ *
  * What it records is what Autobahn grades a case on:
  * - the events received (messages, pongs) and the observations a case adds (6.4.x timeouts);
  * - how the connection ended: who sent the first close frame (closedByMe), who failed it (failedByMe),
@@ -21,6 +28,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import { CloseCode, Opcode } from '../src/constants.ts';
 import { acceptKey } from '../src/handshake.ts';
 import { decodeClose, encodeClose } from '../src/protocol/close.ts';
@@ -28,7 +36,16 @@ import { encodeFragmented, encodeFrame, type FrameSink } from '../src/protocol/f
 import { FrameParser, type FrameHandler } from '../src/protocol/frame-parser.ts';
 import { isValidUtf8 } from '../src/protocol/utf8.ts';
 import { DeflateCodec } from './deflate-codec.ts';
-import { formatOffers, InvalidExtensionResponse, negotiate, type DeflateOffer } from './deflate-negotiation.ts';
+import {
+  acceptOffers,
+  formatOffers,
+  InvalidExtensionOffer,
+  InvalidExtensionResponse,
+  negotiate,
+  readOffers,
+  type DeflateAcceptance,
+  type DeflateOffer,
+} from './deflate-negotiation.ts';
 
 /** A message received from the server. */
 export interface ObservedMessage {
@@ -53,6 +70,9 @@ export type Observed = ObservedMessage | ObservedPong | ObservedTimeout;
 
 export type ClientState = 'open' | 'closing' | 'closed';
 
+/** The peer's side of the connection: `client` for the replay against a server, `server` against a client. */
+export type PeerRole = 'client' | 'server';
+
 export interface ClientTimeouts {
   /** Opening handshake. Default 5000 ms. */
   readonly open: number;
@@ -60,9 +80,24 @@ export interface ClientTimeouts {
   readonly closeHandshake: number;
   /** After the closing handshake, how long the server has to close TCP (Autobahn: serverConnectionDropTimeout). Default 1000 ms. */
   readonly serverDrop: number;
+  /**
+   * Server role: after the closing handshake, how long the peer waits before it closes TCP, to see
+   * whether the client closes it first (RFC 6455 §7.1.1). Autobahn closes at once. Default 10 ms.
+   */
+  readonly closeGrace: number;
 }
 
-export const DEFAULT_TIMEOUTS: ClientTimeouts = { open: 5000, closeHandshake: 1000, serverDrop: 1000 };
+export const DEFAULT_TIMEOUTS: ClientTimeouts = { open: 5000, closeHandshake: 1000, serverDrop: 1000, closeGrace: 10 };
+
+/** What the peer in the server role expects of the client's opening handshake and answers to it. */
+export interface AcceptOptions {
+  /** The request target the client must ask for, e.g. `/runCase?case=1.1.1&agent=rfc6455`. */
+  readonly path: string;
+  /** The Host header the client must send (`127.0.0.1:PORT`). */
+  readonly host: string;
+  /** permessage-deflate acceptances in order of preference; none declines every offer. */
+  readonly acceptances?: readonly DeflateAcceptance[];
+}
 
 export interface ConnectTarget {
   readonly host: string;
@@ -111,6 +146,11 @@ export function bytesOf(payload: Uint8Array | string): Buffer {
  * frames with any payload come out as they are asked for: the encoder does not judge them.
  */
 export function clientFrame(opcode: number, payload: Uint8Array | string = EMPTY, options: FrameOptions = {}): Buffer {
+  return buildFrame(opcode, payload, options, true);
+}
+
+/** `clientFrame`, masked or not: unmasked is how a server sends it. */
+export function buildFrame(opcode: number, payload: Uint8Array | string, options: FrameOptions, masked: boolean): Buffer {
   const parts: Buffer[] = [];
   const sink: FrameSink = {
     writeFrame(header, body) {
@@ -118,7 +158,7 @@ export function clientFrame(opcode: number, payload: Uint8Array | string = EMPTY
       if (body !== null) parts.push(bytesOf(body));
     },
   };
-  encodeFrame(sink, opcode & 0x0f, bytesOf(payload), options.fin ?? true, true);
+  encodeFrame(sink, opcode & 0x0f, bytesOf(payload), options.fin ?? true, masked);
   const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   const rsv = options.rsv ?? 0;
   if (rsv !== 0) frame[0] = (frame[0]! & 0x8f) | ((rsv & 0x07) << 4);
@@ -133,6 +173,17 @@ export class HandshakeFailed extends Error {
 export class ConformanceClient {
   /** Called for every message and pong received, in order. */
   onObserved: ((event: ObservedMessage | ObservedPong) => void) | null = null;
+
+  /** `client` (made by `connect`, the replay against a server) or `server` (made by `accept`). */
+  readonly role: PeerRole;
+  /**
+   * Server role: the client closed TCP before this peer did. A client failing the connection may
+   * (RFC 6455 §7.1.7); after a normal closing handshake it waits for the server (§7.1.1), so a case
+   * that requires a clean close is then UNCLEAN.
+   */
+  peerClosedTcpFirst = false;
+  /** Server role: this peer closed TCP after the closing handshake, as a server does. */
+  closedTcpByMe = false;
 
   state: ClientState = 'open';
   /** True when this client sent a close frame before receiving one. */
@@ -151,7 +202,7 @@ export class ConformanceClient {
   remoteCloseReason: string | null = null;
   /** When the server's close frame arrived (performance.now()), or null. */
   closeReceivedAt: number | null = null;
-  /** A protocol violation by the server seen by this client (masked frame, bad UTF-8, bad close...). */
+  /** A protocol violation by the other endpoint seen by this peer (bad masking, bad UTF-8, bad close...). */
   violation: string | null = null;
   /** Frames sent, by opcode (Autobahn's txFrameStats). */
   readonly txFrames = new Map<number, number>();
@@ -164,6 +215,10 @@ export class ConformanceClient {
   /** permessage-deflate as the server accepted it, or null when no extension is in use. */
   readonly deflate: DeflateCodec | null;
 
+  /** Whether the frames this peer sends are masked: a client's are (RFC 6455 §5.1), a server's are not. */
+  private readonly masked: boolean;
+  /** The other endpoint, in messages: `server` or `client`. */
+  private readonly other: PeerRole;
   private readonly socket: Socket;
   private readonly timeouts: ClientTimeouts;
   private readonly parser: FrameParser;
@@ -182,10 +237,13 @@ export class ConformanceClient {
   private messageCompressed = false;
   private messagePieces: Buffer[] = [];
 
-  private constructor(socket: Socket, timeouts: ClientTimeouts, deflate: DeflateCodec | null) {
+  private constructor(socket: Socket, timeouts: ClientTimeouts, deflate: DeflateCodec | null, role: PeerRole = 'client') {
     this.socket = socket;
     this.timeouts = timeouts;
     this.deflate = deflate;
+    this.role = role;
+    this.masked = role === 'client';
+    this.other = role === 'client' ? 'server' : 'client';
     this.closed = new Promise<void>((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -194,7 +252,8 @@ export class ConformanceClient {
       framePayload: (piece) => this.framePieces.push(piece),
       frameEnd: () => this.frameEnd(),
     };
-    this.parser = new FrameParser(handler, { role: 'client', maxFrameSize: MAX_RECEIVED_FRAME, allowedRsv: deflate === null ? 0 : RSV1 });
+    // A client requires unmasked frames, a server masked ones (RFC 6455 §5.1).
+    this.parser = new FrameParser(handler, { role, maxFrameSize: MAX_RECEIVED_FRAME, allowedRsv: deflate === null ? 0 : RSV1 });
   }
 
   /**
@@ -262,12 +321,90 @@ export class ConformanceClient {
     });
   }
 
+  /**
+   * The server role: reads the client's opening handshake from a socket it opened to us, checks it
+   * (RFC 6455 §4.1, and its permessage-deflate offers, RFC 7692 §7), and answers with a 101 that
+   * accepts the first offer `options.acceptances` allows (as Autobahn's fuzzingserver does), or with a
+   * 400 and a rejection when the request is not a valid opening handshake.
+   */
+  static accept(socket: Socket, options: AcceptOptions, timeouts: Partial<ClientTimeouts> = {}): Promise<ConformanceClient> {
+    const settings: ClientTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    return new Promise<ConformanceClient>((resolve, reject) => {
+      socket.setNoDelay(true);
+      let head: Buffer = EMPTY;
+      const detach = (): void => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      };
+      const fail = (message: string, status?: number): void => {
+        detach();
+        if (status !== undefined && !socket.destroyed) {
+          // RFC 6455 §4.2.1: a request that is not a valid opening handshake gets an HTTP error.
+          socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+          socket.destroySoon();
+        } else {
+          socket.destroy();
+        }
+        reject(new HandshakeFailed(message));
+      };
+      const timer = setTimeout(() => fail(`no opening handshake from the client within ${settings.open} ms`), settings.open);
+      const onError = (error: Error): void => fail(`connection failed: ${error.message}`);
+      const onClose = (): void => fail('the client closed the connection during the handshake');
+      const onData = (chunk: Buffer): void => {
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (head.length > 16 * 1024) fail('opening handshake over 16 KiB', 431);
+          return;
+        }
+        const request = checkRequest(head.subarray(0, end).toString('latin1'), options);
+        if (typeof request === 'string') {
+          fail(`invalid opening handshake from the client: ${request}`, 400);
+          return;
+        }
+        let accepted;
+        try {
+          accepted = acceptOffers(readOffers(request.extensions), options.acceptances ?? []);
+        } catch (error) {
+          // Autobahn fails the handshake on an offer it cannot parse (RFC 7692 §7: an invalid offer).
+          if (!(error instanceof InvalidExtensionOffer)) throw error;
+          fail(`invalid permessage-deflate offer from the client: ${error.message}`, 400);
+          return;
+        }
+        detach();
+        socket.write(
+          'HTTP/1.1 101 Switching Protocols\r\n' +
+            'Upgrade: websocket\r\n' +
+            'Connection: Upgrade\r\n' +
+            `Sec-WebSocket-Accept: ${acceptKey(request.key)}\r\n` +
+            (accepted === null ? '' : `Sec-WebSocket-Extensions: ${accepted.response}\r\n`) +
+            'Server: rfc6455-conformance\r\n' +
+            '\r\n',
+        );
+        const deflate = accepted === null ? null : new DeflateCodec(accepted.parameters, MAX_INFLATED_MESSAGE, 'server');
+        const peer = new ConformanceClient(socket, settings, deflate, 'server');
+        peer.attach(head.subarray(end + 4));
+        resolve(peer);
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+    });
+  }
+
   // ---------------------------------------------------------------- sending
 
-  /** Sends one frame (masked), built by `clientFrame`. */
+  /** One frame as this peer sends it (masked as a client, unmasked as a server), built by `buildFrame`. */
+  frame(opcode: number, payload: Uint8Array | string = EMPTY, options: FrameOptions = {}): Buffer {
+    return buildFrame(opcode, payload, options, this.masked);
+  }
+
+  /** Sends one frame (masked as a client, unmasked as a server), built by `buildFrame`. */
   sendFrame(opcode: number, payload: Uint8Array | string = EMPTY, options: FrameOptions & WriteOptions = {}): void {
     this.count(this.txFrames, opcode);
-    this.write(clientFrame(opcode, payload, options), options);
+    this.write(buildFrame(opcode, payload, options, this.masked), options);
   }
 
   /**
@@ -288,8 +425,8 @@ export class ConformanceClient {
         if (body !== null) frames.push(bytesOf(body));
       },
     };
-    if (fragmentSize === undefined) encodeFrame(sink, opcode, bytes, true, true, compressed);
-    else encodeFragmented(sink, opcode, bytes, fragmentSize, true, compressed);
+    if (fragmentSize === undefined) encodeFrame(sink, opcode, bytes, true, this.masked, compressed);
+    else encodeFragmented(sink, opcode, bytes, fragmentSize, this.masked, compressed);
     this.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
@@ -299,7 +436,7 @@ export class ConformanceClient {
    */
   sendClose(code?: number, reason = ''): void {
     if (this.state !== 'open') return;
-    this.startClose(encodeClose(code, reason, true), code ?? null);
+    this.startClose(encodeClose(code, reason, this.masked), code ?? null);
   }
 
   /**
@@ -312,7 +449,7 @@ export class ConformanceClient {
     const payload = Buffer.alloc((code === null ? 0 : 2) + reasonBytes.length);
     if (code !== null) payload.writeUInt16BE(code & 0xffff, 0);
     reasonBytes.copy(payload, code === null ? 0 : 2);
-    this.startClose(clientFrame(Opcode.Close, payload), code);
+    this.startClose(buildFrame(Opcode.Close, payload, {}, this.masked), code);
   }
 
   /** Writes raw bytes, in order with everything sent before. Ignored once the connection is closed. */
@@ -371,9 +508,12 @@ export class ConformanceClient {
     this.socket.destroy();
   }
 
-  /** The closing handshake was complete and the server closed TCP (Autobahn's wasClean). */
+  /**
+   * The closing handshake was complete and the server closed TCP (Autobahn's wasClean): this peer as a
+   * client did not have to drop it; as a server, the client did not close it first (RFC 6455 §7.1.1).
+   */
   get wasClean(): boolean {
-    return this.closeSent && this.closeReceived && !this.droppedByMe;
+    return this.closeSent && this.closeReceived && !this.droppedByMe && !this.peerClosedTcpFirst;
   }
 
   // ---------------------------------------------------------------- internals
@@ -385,6 +525,15 @@ export class ConformanceClient {
       this.wasNotCleanReason ??= `socket error: ${error.message}`;
     });
     socket.on('close', () => this.onSocketClose());
+    if (this.role === 'server') {
+      socket.on('end', () => {
+        if (this.closedTcpByMe) return;
+        this.peerClosedTcpFirst = true;
+        if (this.closeSent && this.closeReceived) {
+          this.wasNotCleanReason ??= 'the client closed TCP after the closing handshake instead of waiting for the server to close it';
+        }
+      });
+    }
     if (rest.length > 0) this.receive(Buffer.from(rest));
   }
 
@@ -407,15 +556,15 @@ export class ConformanceClient {
     const rsv1 = (rsv & RSV1) !== 0;
     if (opcode >= Opcode.Close) {
       // RFC 7692 §6: control frames never carry the "Per-Message Compressed" bit.
-      if (rsv1) throw new Error('server set RSV1 on a control frame');
+      if (rsv1) throw new Error(`${this.other} set RSV1 on a control frame`);
       return;
     }
     if (opcode === Opcode.Continuation) {
-      if (this.messageOpcode === 0) throw new Error('server sent a continuation frame without a message');
+      if (this.messageOpcode === 0) throw new Error(`${this.other} sent a continuation frame without a message`);
       // RFC 7692 §6: RSV1 is set on the first frame of a compressed message only.
-      if (rsv1) throw new Error('server set RSV1 on a continuation frame');
+      if (rsv1) throw new Error(`${this.other} set RSV1 on a continuation frame`);
     } else {
-      if (this.messageOpcode !== 0) throw new Error('server started a message inside a fragmented message');
+      if (this.messageOpcode !== 0) throw new Error(`${this.other} started a message inside a fragmented message`);
       this.messageOpcode = opcode;
       this.messageCompressed = rsv1;
       this.messagePieces = [];
@@ -445,7 +594,7 @@ export class ConformanceClient {
     this.messageOpcode = 0;
     this.messagePieces = [];
     const data = this.messageCompressed ? this.inflate(received) : received;
-    if (!binary && !isValidUtf8(data)) throw new Error('server sent a text message that is not valid UTF-8');
+    if (!binary && !isValidUtf8(data)) throw new Error(`${this.other} sent a text message that is not valid UTF-8`);
     this.onObserved?.({ kind: 'message', data, binary });
   }
 
@@ -453,7 +602,7 @@ export class ConformanceClient {
     try {
       return this.deflate!.decompress(payload);
     } catch (error) {
-      throw new Error(`server sent an invalid compressed message: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`${this.other} sent an invalid compressed message: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 
@@ -463,7 +612,7 @@ export class ConformanceClient {
     try {
       if (payload.length > 0) ({ code, reason } = decodeClose(payload));
     } catch (error) {
-      throw new Error(`server sent an invalid close frame: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`${this.other} sent an invalid close frame: ${error instanceof Error ? error.message : String(error)}`);
     }
     // RFC 6455 §5.5.1: nothing after a close frame.
     this.parser.stop();
@@ -472,14 +621,20 @@ export class ConformanceClient {
     this.remoteCloseCode = code;
     this.remoteCloseReason = reason;
     if (this.state === 'open') {
-      // The server started the closing handshake: answer it (Autobahn replies 1000) and wait for the
-      // server to close TCP.
+      // The other endpoint started the closing handshake: answer it (Autobahn replies 1000); then a
+      // client waits for the server to close TCP, a server closes it.
       this.state = 'closing';
       this.closeSent = true;
       this.count(this.txFrames, Opcode.Close);
-      this.write(encodeClose(CloseCode.NormalClosure, '', true));
+      this.write(encodeClose(CloseCode.NormalClosure, '', this.masked));
     }
     this.clearCloseTimer();
+    if (this.role === 'server') {
+      // RFC 6455 §7.1.1: the server closes TCP first once the closing handshake is over; the client
+      // waits for it. The grace shows a client that does not wait.
+      this.dropTimer ??= setTimeout(() => this.enqueue(async () => this.closeTcp()), this.timeouts.closeGrace);
+      return;
+    }
     this.dropTimer ??= setTimeout(() => {
       this.wasServerConnectionDropTimeout = true;
       this.drop('the server did not close TCP in time after the closing handshake');
@@ -497,14 +652,23 @@ export class ConformanceClient {
       this.closeTimer = null;
       if (this.closeReceived) return;
       this.wasCloseHandshakeTimeout = true;
-      this.drop('the server did not answer our close frame in time');
+      this.drop(`the ${this.other} did not answer our close frame in time`);
     }, this.timeouts.closeHandshake);
+  }
+
+  /** Server role: closes TCP once everything queued is written (Autobahn's dropConnection). */
+  private closeTcp(): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.closedTcpByMe = true;
+    this.uncork();
+    // A FIN once everything is written, then the socket is closed.
+    this.socket.destroySoon();
   }
 
   private protocolViolation(message: string): void {
     this.violation ??= message;
     this.failedByMe = true;
-    this.drop(`protocol violation by the server: ${message}`);
+    this.drop(`protocol violation by the ${this.other}: ${message}`);
   }
 
   private enqueue(job: () => Promise<void>): void {
@@ -579,4 +743,51 @@ function checkHandshake(head: string, key: string): string | { readonly extensio
   if (!/(^|,)\s*upgrade\s*(,|$)/i.test(headers.get('connection') ?? '')) return 'the 101 answer has no "Connection: Upgrade"';
   if (headers.get('sec-websocket-accept') !== acceptKey(key)) return 'wrong Sec-WebSocket-Accept';
   return { extensions };
+}
+
+/** The opening handshake request as the server role needs it: the key and the extension offers. */
+interface CheckedRequest {
+  readonly key: string;
+  readonly extensions: readonly string[];
+}
+
+/**
+ * Checks the client's opening handshake (RFC 6455 §4.1, the client's requirements): `GET` with the
+ * expected request target and HTTP/1.1, the Host it connected to, `Upgrade: websocket`, `Connection`
+ * with `Upgrade`, a `Sec-WebSocket-Key` of 16 base64-encoded bytes and `Sec-WebSocket-Version: 13`,
+ * each of those once. Returns what is wrong, or the key and the Sec-WebSocket-Extensions fields.
+ */
+function checkRequest(head: string, expected: AcceptOptions): string | CheckedRequest {
+  const lines = head.split('\r\n');
+  const requestLine = /^(\S+) (\S+) HTTP\/(\d+\.\d+)$/.exec(lines[0] ?? '');
+  if (requestLine === null) return `not an HTTP request line: ${JSON.stringify(lines[0])}`;
+  // RFC 6455 §4.1 item 2: the method MUST be GET and the HTTP version at least 1.1.
+  if (requestLine[1] !== 'GET') return `the method is ${requestLine[1]}, not GET`;
+  if (requestLine[3] !== '1.1') return `HTTP/${requestLine[3]}, not HTTP/1.1`;
+  if (requestLine[2] !== expected.path) return `the request target is ${requestLine[2]}, not ${expected.path}`;
+  const headers = new Map<string, string[]>();
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) return `malformed header line ${JSON.stringify(line)}`;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const values = headers.get(name) ?? [];
+    values.push(line.slice(colon + 1).trim());
+    headers.set(name, values);
+  }
+  const single = (name: string): string | undefined => {
+    const values = headers.get(name);
+    return values?.length === 1 ? values[0] : undefined;
+  };
+  const tokens = (name: string): string[] => (headers.get(name) ?? []).flatMap((v) => v.split(',')).map((t) => t.trim().toLowerCase());
+  // RFC 6455 §4.1 items 4-9.
+  if (single('host') !== expected.host) return `Host is ${JSON.stringify(headers.get('host') ?? null)}, not ${expected.host}`;
+  if (!tokens('upgrade').includes('websocket')) return 'no "Upgrade: websocket"';
+  if (!tokens('connection').includes('upgrade')) return 'no "Connection: Upgrade"';
+  const key = single('sec-websocket-key');
+  if (key === undefined) return 'no Sec-WebSocket-Key, or more than one';
+  if (!/^[A-Za-z0-9+/]{22}==$/.test(key) || Buffer.from(key, 'base64').length !== 16) {
+    return `Sec-WebSocket-Key ${JSON.stringify(key)} is not 16 bytes in base64`;
+  }
+  if (single('sec-websocket-version') !== '13') return `Sec-WebSocket-Version is ${JSON.stringify(headers.get('sec-websocket-version') ?? null)}, not 13`;
+  return { key, extensions: headers.get('sec-websocket-extensions') ?? [] };
 }

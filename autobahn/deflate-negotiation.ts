@@ -246,3 +246,149 @@ export function describeParameters(parameters: DeflateParameters): string {
   parts.push(`server_max_window_bits=${parameters.serverMaxWindowBits}`, `client_max_window_bits=${parameters.clientMaxWindowBits}`);
   return parts.join('; ');
 }
+
+// ---------------------------------------------------------------- the server's side
+
+/**
+ * What the conformance peer, as a server (the replay against a client), asks of the client when it
+ * accepts an offer: the mirror of a case's DeflateOffer, as Autobahn's fuzzingserver mirrors its
+ * fuzzingclient offers ("server accept (requestNoContextTakeover, requestMaxWindowBits)").
+ */
+export interface DeflateAcceptance {
+  /** Answer `client_no_context_takeover`: the client must reset its compressor after each message. */
+  readonly clientNoContextTakeover?: boolean;
+  /** Answer `client_max_window_bits=N`; only possible when the client offered `client_max_window_bits`. */
+  readonly clientMaxWindowBits?: number;
+}
+
+/** A client's permessage-deflate offer, as the server reads it (RFC 7692 §7.1). */
+export interface ReceivedOffer {
+  /** `server_no_context_takeover`: the server must reset its compressor after each message. */
+  readonly serverNoContextTakeover: boolean;
+  /** `client_no_context_takeover`: a hint; the server may always answer it (§7.1.1.2). */
+  readonly clientNoContextTakeover: boolean;
+  /** `server_max_window_bits=N` asked for, or null. */
+  readonly serverMaxWindowBits: number | null;
+  /** `client_max_window_bits`: null when not offered, 0 without a value, else its value (§7.1.2.2). */
+  readonly clientMaxWindowBits: number | null;
+}
+
+/** The client's offer cannot be parsed or breaks RFC 7692 §7: the server fails the handshake, as Autobahn does. */
+export class InvalidExtensionOffer extends Error {
+  override readonly name = 'InvalidExtensionOffer';
+}
+
+/** The case's offer turned round: what it asks of the server, the server asks of the client. */
+export function mirrorOffer(offer: DeflateOffer): DeflateAcceptance {
+  return {
+    ...(offer.serverNoContextTakeover === true ? { clientNoContextTakeover: true } : {}),
+    ...(offer.serverMaxWindowBits === undefined ? {} : { clientMaxWindowBits: offer.serverMaxWindowBits }),
+  };
+}
+
+function readOffer(element: ExtensionElement): ReceivedOffer {
+  const seen = new Set<string>();
+  let serverNoContextTakeover = false;
+  let clientNoContextTakeover = false;
+  let serverMaxWindowBits: number | null = null;
+  let clientMaxWindowBits: number | null = null;
+  for (const [given, value] of element.params) {
+    const name = given.toLowerCase();
+    // RFC 7692 §7: an offer with the same parameter twice is invalid (Autobahn fails the handshake).
+    if (seen.has(name)) throw new InvalidExtensionOffer(`the offer has ${name} twice`);
+    seen.add(name);
+    switch (name) {
+      case 'server_no_context_takeover':
+      case 'client_no_context_takeover':
+        // RFC 7692 §7.1.1: these parameters have no value.
+        if (value !== null) throw new InvalidExtensionOffer(`${name} takes no value, got ${JSON.stringify(value)}`);
+        if (name === 'server_no_context_takeover') serverNoContextTakeover = true;
+        else clientNoContextTakeover = true;
+        break;
+      case 'server_max_window_bits':
+        // RFC 7692 §7.1.2.1: a value from 8 to 15 is required.
+        serverMaxWindowBits = offeredWindowBits(name, value);
+        break;
+      case 'client_max_window_bits':
+        // RFC 7692 §7.1.2.2: no value, or a value from 8 to 15.
+        clientMaxWindowBits = value === null ? 0 : offeredWindowBits(name, value);
+        break;
+      default:
+        throw new InvalidExtensionOffer(`the offer has the unknown parameter ${name}`);
+    }
+  }
+  return { serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits };
+}
+
+function offeredWindowBits(name: string, value: string | null): number {
+  if (value === null || !/^[1-9][0-9]*$/.test(value) || !isWindowBits(Number(value))) {
+    throw new InvalidExtensionOffer(`${name} must have a value from 8 to 15, not ${value === null ? 'none' : JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+/**
+ * The permessage-deflate offers of a request's `Sec-WebSocket-Extensions` fields, in the client's
+ * order; other extensions are left out (the server declines them by not answering them). Throws
+ * InvalidExtensionOffer on a header that does not parse or an invalid permessage-deflate offer.
+ */
+export function readOffers(headerValues: readonly string[]): ReceivedOffer[] {
+  const offers: ReceivedOffer[] = [];
+  for (const value of headerValues) {
+    if (value.trim() === '') continue;
+    let elements: ExtensionElement[];
+    try {
+      elements = parseExtensionList(value);
+    } catch (error) {
+      throw new InvalidExtensionOffer(error instanceof Error ? error.message : String(error));
+    }
+    for (const element of elements) {
+      if (element.name.toLowerCase() === EXTENSION_NAME) offers.push(readOffer(element));
+    }
+  }
+  return offers;
+}
+
+/** What the server accepted: the parameters both sides use and the response's extension element. */
+export interface DeflateAccepted {
+  readonly parameters: DeflateParameters;
+  readonly response: string;
+}
+
+/**
+ * Autobahn's fuzzingserver acceptance: the first of `acceptances` (the case's preference) that one of
+ * the `offers` (in the client's order) allows, or null (the server declines: no extension). An
+ * acceptance that asks for `client_max_window_bits=N` needs an offer with `client_max_window_bits`
+ * (RFC 7692 §7.1.2.2), and N is lowered to the offer's value when it has a smaller one;
+ * `client_no_context_takeover` may always be asked for (§7.1.1.2). The response grants what the offer
+ * asks of the server (`server_no_context_takeover`, `server_max_window_bits`), as it must (§7.1.1.1,
+ * §7.1.2.1), and the parameters are written in Autobahn's order.
+ */
+export function acceptOffers(offers: readonly ReceivedOffer[], acceptances: readonly DeflateAcceptance[]): DeflateAccepted | null {
+  for (const acceptance of acceptances) {
+    for (const offer of offers) {
+      if (acceptance.clientMaxWindowBits !== undefined && offer.clientMaxWindowBits === null) continue;
+      const parts = [EXTENSION_NAME];
+      if (offer.serverNoContextTakeover) parts.push('server_no_context_takeover');
+      if (offer.serverMaxWindowBits !== null) parts.push(`server_max_window_bits=${offer.serverMaxWindowBits}`);
+      const clientNoContextTakeover = acceptance.clientNoContextTakeover === true;
+      if (clientNoContextTakeover) parts.push('client_no_context_takeover');
+      let clientMaxWindowBits = MAX_WINDOW_BITS;
+      if (acceptance.clientMaxWindowBits !== undefined) {
+        const offered = offer.clientMaxWindowBits === null || offer.clientMaxWindowBits === 0 ? MAX_WINDOW_BITS : offer.clientMaxWindowBits;
+        clientMaxWindowBits = Math.min(acceptance.clientMaxWindowBits, offered);
+        parts.push(`client_max_window_bits=${clientMaxWindowBits}`);
+      }
+      return {
+        parameters: {
+          serverNoContextTakeover: offer.serverNoContextTakeover,
+          clientNoContextTakeover,
+          serverMaxWindowBits: offer.serverMaxWindowBits ?? MAX_WINDOW_BITS,
+          clientMaxWindowBits,
+        },
+        response: parts.join('; '),
+      };
+    }
+  }
+  return null;
+}

@@ -18,6 +18,13 @@
  *
  * Unlike Autobahn, a protocol violation by the server seen by the client (a masked frame, invalid UTF-8
  * in a text message, an invalid close frame) fails any case.
+ *
+ * Against a client (`testee` instead of `target`, Autobahn's fuzzingserver) the peer plays the server
+ * and the same cases run with the roles swapped: the peer accepts the client's connection, sends the
+ * same frames unmasked, and grades as Autobahn's fuzzingserver does. The server closes TCP after the
+ * closing handshake, so this peer dropping TCP is no fault of the client (no FAILED BY CLIENT for it);
+ * instead a clean close also requires the client to leave closing TCP to the server (RFC 6455 §7.1.1),
+ * and anything the client under test throws fails the case.
  */
 import { CloseCode } from '../src/constants.ts';
 import { ConformanceClient, type ClientTimeouts, type ConnectTarget, type Observed, type ObservedMessage } from './client.ts';
@@ -134,10 +141,37 @@ export interface CaseResult {
   readonly violation: string | null;
   /** The permessage-deflate parameters in force, as a response would say them, or null. */
   readonly extension: string | null;
+  /** Against a client: how the connection ended on the side of the client under test. */
+  readonly testee?: string;
+}
+
+/** The client under test, for the replay against a client: the peer is then the server. */
+export interface ClientUnderTest {
+  /**
+   * Starts the client on a new connection for `definition`, and resolves with the peer (in the server
+   * role) once the opening handshake is over; rejects with the reason when it failed.
+   */
+  open(definition: ConformanceCase, timeouts: Partial<ClientTimeouts>): Promise<TesteeConnection>;
+}
+
+export interface TesteeConnection {
+  readonly peer: ConformanceClient;
+  /** Resolves (within a bound) once the client under test is done with the connection. */
+  readonly done: Promise<TesteeOutcome>;
+}
+
+export interface TesteeOutcome {
+  /** How the connection ended for the client, e.g. `WebSocketDisconnect 1002 (local) "reserved opcode 0x3"`. */
+  readonly summary: string;
+  /** What went wrong in the client itself (an unexpected exception, a hang), or null. */
+  readonly problem: string | null;
 }
 
 export interface RunCaseOptions {
-  readonly target: ConnectTarget;
+  /** The server under test: the peer connects to it as a client. */
+  readonly target?: ConnectTarget;
+  /** The client under test, instead of `target`: the peer accepts its connection as the server. */
+  readonly testee?: ClientUnderTest;
   /** Multiplies deliberate waits (default 1, Autobahn's timing). */
   readonly timeScale?: number;
   readonly timeouts?: Partial<ClientTimeouts>;
@@ -173,9 +207,17 @@ export function describeEvent(event: Observed): string {
 
 /** Runs one case on a fresh connection and grades it. Never throws for a misbehaving server. */
 export async function runCase(definition: ConformanceCase, options: RunCaseOptions): Promise<CaseResult> {
+  const { target, testee: clientUnderTest } = options;
+  if (target === undefined && clientUnderTest === undefined) throw new TypeError('runCase needs a target (a server) or a testee (a client)');
   let client: ConformanceClient;
+  let testee: TesteeConnection | null = null;
   try {
-    client = await ConformanceClient.connect(options.target, options.timeouts, definition.offers);
+    if (clientUnderTest === undefined) {
+      client = await ConformanceClient.connect(target!, options.timeouts, definition.offers);
+    } else {
+      testee = await clientUnderTest.open(definition, options.timeouts ?? {});
+      client = testee.peer;
+    }
   } catch (error) {
     return unopened(definition, error instanceof Error ? error.message : String(error));
   }
@@ -252,9 +294,14 @@ export async function runCase(definition: ConformanceCase, options: RunCaseOptio
   const duration = Math.round(performance.now() - started);
   clearTimeout(limit);
   for (const timer of timers) clearTimeout(timer);
+  const outcome = testee === null ? null : await testee.done;
 
   const verdict = grade(client, run, expected, expectedClose);
   definition.finish?.(verdict, run);
+  if (outcome?.problem != null) {
+    verdict.behavior = Behavior.Failed;
+    verdict.result = `The client under test failed: ${outcome.problem}`;
+  }
   if (caseError !== null) {
     verdict.behavior = Behavior.Failed;
     verdict.result = `The case itself threw: ${caseError instanceof Error ? caseError.message : String(caseError)}`;
@@ -283,6 +330,7 @@ export async function runCase(definition: ConformanceCase, options: RunCaseOptio
     remoteCloseReason: client.remoteCloseReason,
     violation: client.violation,
     extension: client.deflate === null ? null : describeParameters(client.deflate.parameters),
+    ...(outcome === null ? {} : { testee: outcome.summary }),
   };
 }
 
@@ -292,6 +340,8 @@ function grade(
   expected: ReadonlyMap<'OK' | 'NON-STRICT', readonly Observed[]>,
   expectedClose: ExpectedClose | null,
 ): Verdict {
+  // The endpoint under test: the server, or the client when the peer plays the server.
+  const tested = client.role === 'client' ? 'server' : 'client';
   const verdict: Verdict = {
     behavior: Behavior.Failed,
     behaviorClose: CloseBehavior.Failed,
@@ -320,7 +370,7 @@ function grade(
   } else if (client.remoteCloseCode !== null && !expectedClose.codes.includes(client.remoteCloseCode)) {
     verdict.behaviorClose = CloseBehavior.WrongCode;
     verdict.resultClose = `The close code should have been ${expectedClose.codes.join(',')} or empty, not ${client.remoteCloseCode}.`;
-  } else if (client.droppedByMe) {
+  } else if (client.role === 'client' && client.droppedByMe) {
     verdict.behaviorClose = CloseBehavior.FailedByClient;
     verdict.resultClose = `The server should close the TCP connection: ${client.wasNotCleanReason ?? 'the client dropped it'}.`;
   } else {
@@ -329,11 +379,11 @@ function grade(
   }
   if (expectedClose?.closedByWrongEndpointIsFatal === true && expectedClose.closedByMe !== client.closedByMe) {
     verdict.behavior = Behavior.Failed;
-    verdict.result = 'The wrong endpoint closed the connection: the server did not detect the invalid UTF-8.';
+    verdict.result = `The wrong endpoint closed the connection: the ${tested} did not detect the invalid UTF-8.`;
   }
   if (client.violation !== null) {
     verdict.behavior = Behavior.Failed;
-    verdict.result = `Protocol violation by the server: ${client.violation}.`;
+    verdict.result = `Protocol violation by the ${tested}: ${client.violation}.`;
   }
   return verdict;
 }

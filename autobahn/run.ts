@@ -1,12 +1,15 @@
 /**
  * `npm run conformance`: replays the Autobahn fuzzingclient cases of sections 1-7, 9, 10, 12 and 13
- * against the echo server and fails on any regression from autobahn/expected-results.json.
+ * against the echo server and fails on any regression from autobahn/expected-results.json. With
+ * `--client`, replays them the other way round, as Autobahn's fuzzingserver: the replay is the server
+ * and our client (`connect`, in this process) echoes (testee.ts).
  *
  *   npm run conformance                               # every case, against an in-process echo server
  *   npm run conformance -- --quick                    # the quick selection that `npm test` runs
  *   npm run conformance -- --cases '6.4.*' --cases 7.9.1
  *   npm run conformance -- --url ws://127.0.0.1:9001  # against a running `npm start`
  *   npm run conformance -- --cases '12.*' --testdata DIR  # sections 12/13 with Autobahn's own payload files
+ *   npm run conformance -- --client                   # every case, against our client
  *
  * Prints one line per case and a summary per section, writes autobahn/reports/conformance.json, and
  * exits with 1 when a case is not what expected-results.json allows (2 on bad arguments).
@@ -20,11 +23,15 @@ import type { ConnectTarget } from './client.ts';
 import { useAutobahnTestData } from './cases/compression-corpora.ts';
 import { EXPECTED_RESULTS_PATH, loadExpectedResults } from './expected.ts';
 import { findRegressions, formatResult, formatSummary, runSuite, selectCases, startEchoServer, summarize } from './suite.ts';
+import { startClientTestee, type ClientTestee } from './testee.ts';
 
 const DEFAULT_REPORT = fileURLToPath(new URL('./reports/conformance.json', import.meta.url));
+const DEFAULT_CLIENT_REPORT = fileURLToPath(new URL('./reports/conformance-client.json', import.meta.url));
 
-const USAGE = `usage: npm run conformance -- [--quick] [--cases PATTERN]... [--url ws://HOST:PORT/PATH]
+const USAGE = `usage: npm run conformance -- [--quick] [--cases PATTERN]... [--url ws://HOST:PORT/PATH | --client]
                           [--time-scale N] [--report FILE] [--expected FILE] [--testdata DIR]
+  --client         run the cases against our client (connect(), in this process): the replay is the
+                   server, as Autobahn's fuzzingserver; the report goes to reports/conformance-client.json
   --testdata DIR   sections 12 and 13 cut their messages from Autobahn's own files in DIR (its
                    autobahntestsuite/testdata folder) instead of the generated stand-ins`;
 
@@ -44,6 +51,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         quick: { type: 'boolean', default: false },
+        client: { type: 'boolean', default: false },
         cases: { type: 'string', multiple: true },
         url: { type: 'string' },
         'time-scale': { type: 'string' },
@@ -60,6 +68,10 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(USAGE);
     return 0;
+  }
+  if (values.client && values.url !== undefined) {
+    console.error(`--client runs our own client in this process: it takes no --url\n${USAGE}`);
+    return 2;
   }
   const patterns = (values.cases ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '');
   const cases = selectCases({ quick: values.quick, patterns });
@@ -83,13 +95,20 @@ async function main(): Promise<number> {
   }
 
   let server: WebSocketServer | null = null;
-  let target: ConnectTarget;
+  let testee: ClientTestee | null = null;
+  let under: { readonly target: ConnectTarget } | { readonly testee: ClientTestee };
   let shownUrl: string;
-  if (values.url !== undefined) {
-    target = parseTarget(values.url);
+  if (values.client) {
+    testee = await startClientTestee();
+    under = { testee };
+    shownUrl = `our client (connect(), in-process), the replay serving on ws://127.0.0.1:${testee.port}/`;
+  } else if (values.url !== undefined) {
+    under = { target: parseTarget(values.url) };
     shownUrl = values.url;
   } else {
+    let target: ConnectTarget;
     ({ server, target } = await startEchoServer());
+    under = { target };
     shownUrl = `ws://${target.host}:${target.port}/ (in-process echo server)`;
   }
 
@@ -98,9 +117,10 @@ async function main(): Promise<number> {
   const startedAt = new Date().toISOString();
   let results;
   try {
-    results = await runSuite(cases, { target, timeScale, onResult: (result) => console.log(formatResult(result)) });
+    results = await runSuite(cases, { ...under, timeScale, onResult: (result) => console.log(formatResult(result)) });
   } finally {
     await server?.close({ timeout: 1000 });
+    await testee?.close();
   }
   const wallTime = Math.round(performance.now() - started);
   const sections = summarize(results);
@@ -117,10 +137,11 @@ async function main(): Promise<number> {
     }
   }
 
-  const reportPath = resolve(values.report ?? DEFAULT_REPORT);
+  const reportPath = resolve(values.report ?? (values.client ? DEFAULT_CLIENT_REPORT : DEFAULT_REPORT));
   mkdirSync(dirname(reportPath), { recursive: true });
   const report = {
     agent: 'rfc6455',
+    ...(values.client ? { tested: 'client' } : {}),
     target: shownUrl,
     selection: { quick: values.quick, patterns },
     testData: values.testdata === undefined ? 'generated stand-ins' : resolve(values.testdata),

@@ -8,7 +8,17 @@ import { serve, type WebSocketServer } from '../src/index.ts';
 import { ALL_CASES, SECTIONS, sectionOf } from './cases/index.ts';
 import type { ConnectTarget } from './client.ts';
 import type { ExpectedResults } from './expected.ts';
-import { Behavior, compareCaseIds, matchesCasePattern, passes, runCase, type CaseResult, type ConformanceCase } from './harness.ts';
+import {
+  Behavior,
+  compareCaseIds,
+  matchesCasePattern,
+  passes,
+  runCase,
+  type CaseResult,
+  type ClientUnderTest,
+  type ConformanceCase,
+  type RunCaseOptions,
+} from './harness.ts';
 
 export interface Selection {
   /** Only the cases marked `quick`. */
@@ -26,7 +36,10 @@ export function selectCases(selection: Selection = {}, all: readonly Conformance
 }
 
 export interface SuiteOptions {
-  readonly target: ConnectTarget;
+  /** The server under test. */
+  readonly target?: ConnectTarget;
+  /** Or the client under test (the replay against a client, testee.ts). */
+  readonly testee?: ClientUnderTest;
   /** Multiplies the cases' deliberate waits; 1 is Autobahn's timing. */
   readonly timeScale?: number;
   /** Called after each case. */
@@ -36,8 +49,10 @@ export interface SuiteOptions {
 /** Runs the cases one after the other (several cases measure timing). */
 export async function runSuite(cases: readonly ConformanceCase[], options: SuiteOptions): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
+  const { target, testee } = options;
+  const runOptions: RunCaseOptions = { ...(target === undefined ? {} : { target }), ...(testee === undefined ? {} : { testee }), timeScale: options.timeScale ?? 1 };
   for (const definition of cases) {
-    const result = await runCase(definition, { target: options.target, timeScale: options.timeScale ?? 1 });
+    const result = await runCase(definition, runOptions);
     results.push(result);
     options.onResult?.(result);
   }

@@ -91,12 +91,16 @@ async function expectClientFailure(ws: WebSocket, peer: RawServerConnection, rec
     withTimeout(receiving, 2000, 'receive()'),
     (error: unknown) => error instanceof WebSocketDisconnect && error.code === code && error.initiator === 'local',
   );
-  // RFC 6455 §7.1.7: failing the connection closes it now (our FIN), without waiting for the server;
-  // the socket is fully closed once the server closes its side too.
-  await peer.waitForEnd(1000);
+  // RFC 6455 §7.1.1: even a client that failed the connection (§7.1.7) leaves closing TCP to the
+  // server: no FIN from it while the server has not closed, then it follows the server's.
+  await sleep(150);
+  assert.equal(peer.goneAt, null, 'the client did not close TCP before the server');
+  const serverEnded = Date.now();
   peer.end();
   await withTimeout(ws.whenClosed(), 2000, 'the client socket closing');
   assert.equal(ws.state, 'closed');
+  await peer.waitForEnd(1000);
+  assert.ok(peer.goneAt !== null && peer.goneAt >= serverEnded, 'the client closed TCP after the server did');
 }
 
 /** receive() started at once, so the close is answered as soon as it is known; marked handled. */

@@ -1,12 +1,15 @@
 /**
  * The Autobahn conformance suite in `npm test`: the quick selection (every section, small sizes, the
- * deliberate waits shortened) against an in-process echo server, each case OK as expected-results.json
- * requires; the replay client's permessage-deflate (negotiation, codec, window check) against zlib and
- * `ws`; and `autobahn:check` on small synthetic Autobahn reports.
+ * deliberate waits shortened) against an in-process echo server, and the same selection the other way
+ * round against our client (the replay as the server, as Autobahn's fuzzingserver), each case OK as
+ * expected-results.json requires; the replay client's permessage-deflate (negotiation, codec, window
+ * check) against zlib and `ws`, and the replay server's acceptance of offers; and `autobahn:check` on
+ * small synthetic Autobahn reports.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,14 +20,26 @@ import { ALL_CASES, SECTIONS, sectionOf } from '../autobahn/cases/index.ts';
 import { checkReport, checkReportDir, formatCheck, main as checkMain } from '../autobahn/check.ts';
 import { DeflateCodec } from '../autobahn/deflate-codec.ts';
 import { farthestDistance } from '../autobahn/deflate-distance.ts';
-import { formatOffers, InvalidExtensionResponse, negotiate, parseExtensionList, type DeflateOffer, type DeflateParameters } from '../autobahn/deflate-negotiation.ts';
+import {
+  acceptOffers,
+  formatOffers,
+  InvalidExtensionOffer,
+  InvalidExtensionResponse,
+  mirrorOffer,
+  negotiate,
+  parseExtensionList,
+  readOffers,
+  type DeflateOffer,
+  type DeflateParameters,
+} from '../autobahn/deflate-negotiation.ts';
 import { loadExpectedResults, parseExpectedResults } from '../autobahn/expected.ts';
 import { matchesCasePattern, passes, runCase, type CaseResult, type ConformanceCase } from '../autobahn/harness.ts';
 import { findRegressions, runSuite, selectCases, startEchoServer } from '../autobahn/suite.ts';
+import { echoClient as echoClientFor, startClientTestee, type ClientTestee, type TesteeClient } from '../autobahn/testee.ts';
 import { serve, type WebSocketServer } from '../src/index.ts';
 import { acceptKey } from '../src/protocol/index.ts';
 import { compress, FLUSH_TAIL, flushThrough, inflate } from './helpers/deflate.ts';
-import { readFrames, serverFrame } from './helpers/frames.ts';
+import { buildFrame, readFrames, serverFrame } from './helpers/frames.ts';
 
 const expected = loadExpectedResults();
 
@@ -65,6 +80,47 @@ describe('Autobahn conformance, quick selection, against the echo server', () =>
     assert.deepEqual(findRegressions(results, expected), []);
     for (const c of selectCases()) assert.ok(expected.cases.has(c.id), `${c.id} is not listed`);
     assert.equal(expected.cases.size, selectCases().length);
+  });
+});
+
+describe('Autobahn conformance, quick selection, against our client (the replay as the server)', () => {
+  const quick = selectCases({ quick: true });
+  let testee: ClientTestee;
+  let results: CaseResult[] = [];
+
+  before(async () => {
+    testee = await startClientTestee();
+    results = await runSuite(quick, { testee, timeScale: 0.25 });
+  });
+
+  after(async () => {
+    await testee.close();
+  });
+
+  test('the quick selection runs in under 30 s', () => {
+    const total = results.reduce((sum, r) => sum + r.duration, 0);
+    assert.ok(total < 30_000, `the quick cases took ${total} ms`);
+  });
+
+  for (const section of Object.keys(SECTIONS)) {
+    test(`section ${section} (${SECTIONS[section]}): every case as expected-results.json requires`, () => {
+      const mine = results.filter((r) => sectionOf(r.id) === section);
+      assert.ok(mine.length > 0);
+      const wrong = mine
+        .filter((r) => !passes(r, expected.cases.get(r.id) ?? []))
+        .map((r) => `${r.id}: ${r.behavior} / close ${r.behaviorClose} (${r.result} ${r.resultClose}; client: ${r.testee})`);
+      assert.deepEqual(wrong, []);
+    });
+  }
+
+  test('no regression; the client offers permessage-deflate and gets it in sections 12 and 13 only', () => {
+    assert.deepEqual(findRegressions(results, expected), []);
+    for (const r of results) {
+      const compressed = sectionOf(r.id) === '12' || sectionOf(r.id) === '13';
+      assert.equal(r.extension !== null, compressed, r.id);
+    }
+    // 13.3 asks the client for a 512-byte window: the client must answer with it (and is held to it).
+    assert.match(results.find((r) => r.id === '13.3.1')!.extension!, /client_max_window_bits=9/);
   });
 });
 
@@ -145,6 +201,110 @@ describe('the grading catches a misbehaving server', () => {
     const violation = await runCase(byId('3.1'), { target: { host: '127.0.0.1', port: portOf(masking) }, timeouts: fast });
     assert.equal(violation.behavior, 'FAILED');
     assert.match(violation.result, /masked/);
+  });
+});
+
+/** What a raw client under test does with each frame from the server; `end` closes its TCP side. */
+type FrameReaction = (frame: ReturnType<typeof readFrames>[number], write: (bytes: Buffer) => void, end: () => void) => void;
+
+/**
+ * A client under test on a raw socket, to misbehave on purpose: sends the handshake `headers` make
+ * (a valid one by default), then hands every frame of the server to `react`. Its outcome's summary is
+ * the server's status line.
+ */
+function rawClient(react: FrameReaction, headers?: (key: string) => string): TesteeClient {
+  return (url, signal) =>
+    new Promise((resolve) => {
+      const target = new URL(url);
+      const socket = netConnect({ host: target.hostname, port: Number(target.port) });
+      const key = randomBytes(16).toString('base64');
+      let pending = Buffer.alloc(0);
+      let status: string | null = null;
+      socket.on('error', () => undefined);
+      signal.addEventListener('abort', () => socket.destroy(), { once: true });
+      socket.on('close', () => resolve({ summary: status ?? 'no answer', problem: null }));
+      socket.write(
+        `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n` +
+          (headers?.(key) ?? `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`) +
+          '\r\n',
+      );
+      socket.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        if (status === null) {
+          const end = pending.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          status = pending.subarray(0, pending.indexOf('\r\n')).toString('latin1');
+          pending = pending.subarray(end + 4);
+        }
+        let frames;
+        try {
+          frames = readFrames(pending);
+        } catch {
+          return; // a frame is still arriving
+        }
+        pending = Buffer.alloc(0);
+        for (const frame of frames) react(frame, (bytes) => socket.write(bytes), () => socket.end());
+      });
+    });
+}
+
+/** Echoes every frame masked; answers a close frame with 1000; `impatient` then closes TCP itself. */
+const echoing = (impatient: boolean, masked = true): FrameReaction => (frame, write, end) => {
+  if (frame.opcode !== 0x8) {
+    write(buildFrame({ opcode: frame.opcode, payload: frame.payload, ...(masked ? {} : { maskKey: null }) }));
+    return;
+  }
+  write(buildFrame({ opcode: 0x8, payload: Buffer.of(0x03, 0xe8) }));
+  if (impatient) end();
+};
+
+describe('the grading against a client catches a misbehaving client', () => {
+  const run = async (t: { after(fn: () => Promise<void>): void }, client: TesteeClient, id: string, closeGrace = 10): Promise<CaseResult> => {
+    const testee = await startClientTestee(client);
+    t.after(() => testee.close());
+    return runCase(byId(id), { testee, timeouts: { ...fast, closeGrace } });
+  };
+
+  test('a raw client that behaves passes; one that sends an unmasked frame fails', async (t) => {
+    const good = await run(t, rawClient(echoing(false)), '1.1.2');
+    assert.deepEqual([good.behavior, good.behaviorClose, good.wasClean, good.remoteCloseCode], ['OK', 'OK', true, 1000]);
+    const unmasked = await run(t, rawClient(echoing(false, false)), '1.1.2');
+    assert.equal(unmasked.behavior, 'FAILED');
+    assert.match(unmasked.result, /Protocol violation by the client: .*client frame is not masked/);
+  });
+
+  test('a client that closes TCP right after the closing handshake is UNCLEAN (RFC 6455 §7.1.1)', async (t) => {
+    // 50 ms of grace: the client's FIN follows its close frame at once, well within it.
+    const result = await run(t, rawClient(echoing(true)), '1.1.2', 50);
+    assert.deepEqual([result.behavior, result.behaviorClose, result.wasClean], ['OK', 'UNCLEAN', false]);
+    assert.match(result.wasNotCleanReason ?? '', /instead of waiting for the server to close it/);
+  });
+
+  test('a bad opening handshake or offer is answered with 400 and fails the case', async (t) => {
+    const version = await run(
+      t,
+      rawClient(echoing(false), (key) => `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 8\r\n`),
+      '1.1.1',
+    );
+    assert.equal(version.behavior, 'FAILED');
+    assert.match(version.result, /Sec-WebSocket-Version is \["8"\], not 13 \(client: HTTP\/1\.1 400 Bad Request\)/);
+    const offer = await run(
+      t,
+      rawClient(
+        echoing(false),
+        (key) =>
+          `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          'Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits\r\n',
+      ),
+      '12.1.1',
+    );
+    assert.match(offer.result, /invalid permessage-deflate offer from the client: server_max_window_bits must have a value/);
+  });
+
+  test('what the client under test reports as its own failure fails the case', async (t) => {
+    const result = await run(t, async (url, signal) => ({ ...(await echoClientFor(url, signal)), problem: 'it threw' }), '1.1.1');
+    assert.equal(result.behavior, 'FAILED');
+    assert.match(result.result, /The client under test failed: it threw/);
   });
 });
 
@@ -353,6 +513,79 @@ describe('permessage-deflate in the replay client', () => {
     const tooFar = await runCase(byId('13.3.6'), { target: { host: '127.0.0.1', port: portOf(wide) }, timeouts: fast });
     assert.equal(tooFar.behavior, 'FAILED');
     assert.match(tooFar.result, /beyond the 512-byte window of server_max_window_bits=9/);
+  });
+});
+
+describe('permessage-deflate in the replay server (against a client)', () => {
+  const OUR_OFFER = 'permessage-deflate; server_no_context_takeover; client_max_window_bits';
+  const acceptancesOf = (id: string) => byId(id).offers!.map(mirrorOffer);
+
+  test("the offer of our client is accepted as Autobahn's fuzzingserver accepts it, case by case", () => {
+    const ours = readOffers([OUR_OFFER]);
+    const answered = [1, 2, 3, 4, 5, 6, 7].map((j) => acceptOffers(ours, acceptancesOf(`13.${j}.1`))?.response);
+    const base = 'permessage-deflate; server_no_context_takeover';
+    assert.deepEqual(answered, [
+      base,
+      `${base}; client_no_context_takeover`,
+      `${base}; client_max_window_bits=9`,
+      `${base}; client_max_window_bits=15`,
+      `${base}; client_no_context_takeover; client_max_window_bits=9`,
+      `${base}; client_no_context_takeover; client_max_window_bits=15`,
+      `${base}; client_no_context_takeover; client_max_window_bits=9`,
+    ]);
+    assert.equal(acceptOffers(ours, acceptancesOf('12.3.1'))?.response, base);
+    assert.deepEqual(acceptOffers(ours, acceptancesOf('13.5.1'))?.parameters, {
+      serverNoContextTakeover: true,
+      clientNoContextTakeover: true,
+      serverMaxWindowBits: 15,
+      clientMaxWindowBits: 9,
+    });
+    // Sections 1 to 10 accept nothing: the server declines the offer.
+    assert.equal(acceptOffers(ours, []), null);
+  });
+
+  test('without client_max_window_bits in the offer the server cannot choose the client window', () => {
+    const bare = readOffers(['permessage-deflate']);
+    assert.equal(acceptOffers(bare, acceptancesOf('13.3.1')), null);
+    assert.equal(acceptOffers(bare, acceptancesOf('13.7.1'))?.response, 'permessage-deflate; client_no_context_takeover');
+    // A value in the offer caps the answer; the first offer that allows an acceptance wins; other
+    // extensions are left out.
+    const two = readOffers(['x-other; a=1, permessage-deflate; server_max_window_bits=10', 'permessage-deflate; client_max_window_bits=10']);
+    assert.equal(two.length, 2);
+    assert.equal(acceptOffers(two, [{ clientMaxWindowBits: 15 }])?.response, 'permessage-deflate; client_max_window_bits=10');
+    assert.equal(acceptOffers(two, [{}])?.response, 'permessage-deflate; server_max_window_bits=10');
+  });
+
+  test('an invalid offer is refused (RFC 7692 §7), as Autobahn fails the handshake on it', () => {
+    for (const offer of [
+      'permessage-deflate; server_max_window_bits',
+      'permessage-deflate; server_max_window_bits=7',
+      'permessage-deflate; client_max_window_bits=16',
+      'permessage-deflate; client_max_window_bits=010',
+      'permessage-deflate; server_no_context_takeover=1',
+      'permessage-deflate; client_no_context_takeover; client_no_context_takeover',
+      'permessage-deflate; mystery',
+      'permessage-deflate;;',
+    ]) {
+      assert.throws(() => readOffers([offer]), InvalidExtensionOffer, offer);
+    }
+  });
+
+  test('the server-role codec compresses with the server parameters and holds the client to its window', () => {
+    const slicer = new Slicer(loadCorpus(CORPORA[0]!));
+    const messages = Array.from({ length: 30 }, () => Buffer.from(slicer.next(1500)));
+    const parameters: DeflateParameters = { serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 9 };
+    const server = new DeflateCodec(parameters, 1 << 20, 'server');
+    const client = new DeflateCodec(parameters, 1 << 20, 'client');
+    for (const message of messages) {
+      assert.ok(server.decompress(client.compress(message)).equals(message));
+      const sent = server.compress(message);
+      // server_no_context_takeover: every message of the server stands alone.
+      assert.ok(inflate(sent).equals(message));
+      assert.ok(client.decompress(sent).equals(message));
+    }
+    // A client that compresses with a 32 KiB window after agreeing to 512 bytes is caught.
+    assert.throws(() => new DeflateCodec(parameters, 1 << 20, 'server').decompress(compress(Buffer.concat(messages.slice(0, 4)), 15)), /window of client_max_window_bits=9/);
   });
 });
 

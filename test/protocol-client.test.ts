@@ -160,14 +160,14 @@ describe('client role — a masked server frame (RFC 6455 §5.1: the client MUST
     ['ping', buildFrame({ opcode: Opcode.Ping, payload: 'p' })],
     ['close', buildFrame({ opcode: Opcode.Close, payload: Buffer.from([0x03, 0xe8]) })],
   ] as const) {
-    test(`a masked ${name} frame: close event 1002 (local), a masked close 1002 written, then endTransport`, () => {
+    test(`a masked ${name} frame: close event 1002 (local), a masked close 1002 written, then awaitTransportEnd`, () => {
       const { protocol, sink } = client();
       protocol.receive(frame);
       const event = expectClose(protocol.nextEvent());
       assert.deepEqual([event.code, event.initiator, event.error?.name], [1002, 'local', 'ProtocolError']);
       expectMaskedCloseWritten(sink, 1002);
-      assert.deepEqual(sink.log, ['frame', 'end']);
-      assert.equal(sink.awaitCalls, 0);
+      assert.deepEqual(sink.log, ['frame', 'await']);
+      assert.equal(sink.endCalls, 0);
       assert.equal(protocol.state, 'closed');
     });
   }
@@ -180,7 +180,8 @@ describe('client role — a masked server frame (RFC 6455 §5.1: the client MUST
     const event = expectClose(close);
     assert.deepEqual([event.code, event.initiator, event.error?.name], [1002, 'local', 'ProtocolError']);
     expectMaskedCloseWritten(sink, 1002);
-    assert.equal(sink.endCalls, 1);
+    assert.equal(sink.awaitCalls, 1);
+    assert.equal(sink.endCalls, 0);
   });
 });
 
@@ -256,7 +257,7 @@ describe('client role — the closing handshake: the server closes TCP first (RF
   });
 });
 
-describe('client role — failing the connection closes it at once (RFC 6455 §7.1.7)', () => {
+describe('client role — failing the connection: the close frame, then the client still waits for the server to close TCP (RFC 6455 §7.1.7, §7.1.1)', () => {
   const violations: ReadonlyArray<readonly [string, Buffer, number]> = [
     ['a reserved data opcode (0x3)', serverFrame({ opcode: 0x3, payload: 'x' }), 1002],
     ['a reserved control opcode (0xB)', serverFrame({ opcode: 0xb }), 1002],
@@ -270,34 +271,34 @@ describe('client role — failing the connection closes it at once (RFC 6455 §7
   ];
 
   for (const [name, frame, code] of violations) {
-    test(`${name}: a masked close ${code} and endTransport, no awaitTransportEnd`, () => {
+    test(`${name}: a masked close ${code}, then awaitTransportEnd, never endTransport`, () => {
       const { protocol, sink } = client({ maxMessageSize: 1024 });
       protocol.receive(frame);
       const event = expectClose(protocol.nextEvent());
       assert.deepEqual([event.code, event.initiator], [code, 'local']);
       assert.ok(event.error !== null);
       expectMaskedCloseWritten(sink, code);
-      assert.deepEqual(sink.log, ['frame', 'end']);
+      assert.deepEqual(sink.log, ['frame', 'await']);
     });
   }
 
-  test('a violation after the client sent its close (no close frame to answer): endTransport at once', () => {
+  test('a violation after the client sent its close (no close frame to answer): awaitTransportEnd at once', () => {
     const { protocol, sink } = client();
     protocol.close(CloseCode.NormalClosure);
     protocol.receive(serverFrame({ opcode: 0x3 }));
     const event = expectClose(protocol.nextEvent());
     assert.equal(event.code, 1002);
-    assert.deepEqual(sink.log, ['frame', 'end']);
+    assert.deepEqual(sink.log, ['frame', 'await']);
     assert.equal(sink.frames.length, 1, 'one close frame only');
-    assert.equal(sink.awaitCalls, 0);
+    assert.equal(sink.endCalls, 0);
   });
 
-  test('close() while a violation is pending sends the violation\'s code, then endTransport', () => {
+  test('close() while a violation is pending sends the violation\'s code, then awaitTransportEnd', () => {
     const { protocol, sink } = client();
     protocol.receive(serverFrame({ opcode: 0xb }));
     protocol.close(CloseCode.NormalClosure, 'bye');
     expectMaskedCloseWritten(sink, 1002);
-    assert.deepEqual(sink.log, ['frame', 'end']);
+    assert.deepEqual(sink.log, ['frame', 'await']);
   });
 
   test('the end of the transport without any close: 1006, nothing written, neither call', () => {

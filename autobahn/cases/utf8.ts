@@ -11,7 +11,6 @@
  * as Autobahn groups and numbers them.
  */
 import { Opcode } from '../../src/constants.ts';
-import { clientFrame } from '../client.ts';
 import type { CaseRun, ConformanceCase } from '../harness.ts';
 import { cases, hex, message, normalClose, serverFailsUtf8, timeout } from './common.ts';
 
@@ -78,7 +77,7 @@ function failFast(id: string, parts: readonly [Buffer, Buffer, Buffer], asChops:
       let sendPart: (part: Buffer, last: boolean) => void;
       if (asChops) {
         // One frame announcing the whole length, its bytes written in three pieces.
-        const frame = clientFrame(Opcode.Text, Buffer.concat([first, second, third]));
+        const frame = run.client.frame(Opcode.Text, Buffer.concat([first, second, third]));
         let offset = 0;
         const ends = [frame.length - second.length - third.length, frame.length - third.length, frame.length];
         let piece = 0;

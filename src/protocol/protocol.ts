@@ -40,15 +40,16 @@ import { isValidUtf8, Utf8Validator } from './utf8.ts';
 /** Where the protocol's output goes: frames to write, and the signal that the transport should end. */
 export interface ProtocolSink extends FrameSink {
   /**
-   * Close the transport now: the server's part once the closing handshake is complete (RFC 6455
-   * §7.1.1: the server closes the TCP connection first), and either role's after failing the
-   * connection with a close frame (§7.1.7).
+   * Close the transport now: the server's part once its close frame is out and nothing more will be
+   * read, after a closing handshake or after failing the connection (RFC 6455 §7.1.1: the server
+   * closes the TCP connection first; §7.1.7).
    */
   endTransport(): void;
   /**
-   * The closing handshake is complete on a client: the server is expected to close the transport, and
-   * the client closes it itself only if that does not happen within a reasonable time (RFC 6455
-   * §7.1.1), so the server, not the client, holds the TCP TIME_WAIT state.
+   * The same point on a client: the server is expected to close the transport, and the client closes
+   * it itself only if that does not happen within a reasonable time (RFC 6455 §7.1.1: "the client
+   * SHOULD wait for the server to close the connection"), so the server, not the client, holds the
+   * TCP TIME_WAIT state.
    */
   awaitTransportEnd(): void;
   /**
@@ -312,7 +313,7 @@ export class Protocol implements FrameHandler {
 
   private answer(closeEvent: CloseEvent): void {
     if (this.transportEnded || this.closeSent) {
-      if (this.closeSent && !this.transportEnded) this.sink.endTransport();
+      if (this.closeSent && !this.transportEnded) this.closeTransport();
       return;
     }
     if (closeEvent.initiator === 'local') {
@@ -321,17 +322,16 @@ export class Protocol implements FrameHandler {
     } else {
       // RFC 6455 §5.5.1: reply to a close with a close, echoing the status code (1000 when none came).
       this.writeClose(closeEvent.code === CloseCode.NoStatusReceived ? CloseCode.NormalClosure : closeEvent.code, '');
-      this.closingHandshakeDone();
-      return;
     }
-    this.sink.endTransport();
+    this.closeTransport();
   }
 
   /**
-   * Both close frames have crossed. Which side closes the transport is decided here, by role (RFC 6455
-   * §7.1.1): the server at once; the client waits for the server to.
+   * Our close frame is out and nothing more will be read: the closing handshake is complete, or the
+   * connection was failed (§7.1.7). Which side closes the transport is decided here, by role (RFC 6455
+   * §7.1.1): the server at once; the client waits for the server to, and closes it only after a timeout.
    */
-  private closingHandshakeDone(): void {
+  private closeTransport(): void {
     if (this.masked) this.sink.awaitTransportEnd();
     else this.sink.endTransport();
   }
@@ -558,7 +558,7 @@ export class Protocol implements FrameHandler {
           // the close is the one this endpoint started.
           this.#closeEvent = { type: 'close', code: this.sentCode, reason: this.sentReason, initiator: 'local', error: null };
           this.closeAnswered = true;
-          this.closingHandshakeDone();
+          this.closeTransport();
         } else {
           this.#closeEvent = { type: 'close', code, reason, initiator: 'peer', error: null };
         }
@@ -694,7 +694,7 @@ export class Protocol implements FrameHandler {
       // Our close answers the peer's: pending messages are discarded.
       this.closeAnswered = true;
       this.discardMessages();
-      this.closingHandshakeDone();
+      this.closeTransport();
     }
   }
 
