@@ -1,7 +1,8 @@
 /**
  * The socket side of one connection, server or client (internal; users see `WebSocket`). It owns the
- * Node socket and its listeners, feeds what it reads to the sans-I/O `Protocol` and writes what the protocol produces (it
- * is the protocol's sink), and it is the one place where the backpressure rules and the timers live:
+ * Node socket and its listeners, feeds what it reads to the sans-I/O `Protocol` and writes what the
+ * protocol produces (it is the protocol's sink), and it is the one place where the backpressure rules
+ * and the timers live:
  *
  * - inbound: received messages queued for the handler above `inboundHighWaterMark` stop reading the
  *   socket; reading resumes once the handler has taken them down to `inboundLowWaterMark`.
@@ -378,7 +379,7 @@ export class SocketDriver implements ProtocolSink {
     this.armCloseTimer();
   }
 
-  /** A client after the closing handshake: the server's FIN ends it (handleEnd), else the close timer. */
+  /** A client whose close frame is out: the server's FIN ends it (handleEnd), else the close timer. */
   awaitTransportEnd(): void {
     this.flush();
     this.armCloseTimer();
