@@ -3,7 +3,7 @@
  *
  *   npm run bench                       every section, full length
  *   npm run bench -- --quick            short samples (also BENCH_QUICK=1); micro finishes in < 60 s
- *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate
+ *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate, client
  *   npm run bench -- --filter=parse     only the groups whose title starts with one of these prefixes
  *   npm run bench -- --check            exit with status 1 when a section reports a missed target
  *
@@ -15,6 +15,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runClient } from './client.ts';
 import { runDeflate } from './deflate.ts';
 import { runE2e } from './e2e.ts';
 import { formatGroup } from './harness.ts';
@@ -78,6 +79,14 @@ export const SECTIONS: readonly Section[] = [
     description: 'permessage-deflate, rfc6455 and ws: idle memory after one message each way, compressed JSON echo (bench/deflate.ts)',
     async run(context) {
       const { results, missedTargets } = await runDeflate({ quick: context.quick, filter: context.filter, print: context.print });
+      return { results, missedTargets };
+    },
+  },
+  {
+    name: 'client',
+    description: "client throughput against one rfc6455 echo server: our client beside ws's (with and without bufferutil) and the raw load generator (bench/client.ts)",
+    async run(context) {
+      const { results, missedTargets } = await runClient({ quick: context.quick, filter: context.filter, print: context.print });
       return { results, missedTargets };
     },
   },

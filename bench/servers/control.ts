@@ -60,8 +60,9 @@ export function serverRuntime(): ServerRuntime {
 let built = false;
 
 /**
- * Compiles bench/servers/*.ts and the library they import to bench/.build (once per process, about
- * 2 s). Type errors do not stop it (`--noCheck`: `npm test` type-checks); a failed emit throws.
+ * Compiles bench/servers/*.ts, the client section's child (bench/client-load.ts) and the library they
+ * import to bench/.build (once per process, about 2 s). Type errors do not stop it (`--noCheck`:
+ * `npm test` type-checks); a failed emit throws.
  */
 export function buildServers(): void {
   if (built || serverRuntime() === 'tsx') return;
@@ -100,6 +101,11 @@ export interface StartOptions {
   readonly startTimeoutMs?: number;
   /** The server exits by itself after this long. Default 15 minutes. */
   readonly lifetimeMs?: number;
+  /**
+   * Run the server on these CPUs only (`taskset -c`, e.g. `0`), so a load generator pinned elsewhere
+   * never takes its core. Unset: wherever the scheduler puts it.
+   */
+  readonly cpuList?: string;
 }
 
 export interface ServerHandle {
@@ -173,8 +179,10 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   else delete env['WS_NO_BUFFER_UTIL'];
   if (DEFLATE_SERVERS.has(kind)) env['BENCH_DEFLATE'] = '1';
   else delete env['BENCH_DEFLATE'];
+  // taskset execs node in its own place, so the PID stays node's.
+  const command = options.cpuList === undefined ? [process.execPath, ...nodeArgs] : ['taskset', '-c', options.cpuList, process.execPath, ...nodeArgs];
   // `exec` keeps the PID and the IPC descriptor; the ulimit only raises the soft limit up to the hard one.
-  const child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...nodeArgs], {
+  const child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', ...command], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env,
   });
