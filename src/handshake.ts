@@ -196,13 +196,14 @@ export function acceptResponse(request: UpgradeRequest, options: AcceptOptions =
     if (UNSAFE_VALUE.test(extensions)) throw new TypeError('Sec-WebSocket-Extensions contains CR, LF or NUL');
     headers['Sec-WebSocket-Extensions'] = extensions;
   }
-  for (const name of Object.keys(extra)) {
+  for (const name in extra) {
     if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) {
       throw new TypeError(`header ${name} is set by the handshake and cannot be overridden`);
     }
+    headers[name] = extra[name]!;
   }
   checkHeaders(extra);
-  return { status: 101, headers: { ...headers, ...extra }, body: '' };
+  return { status: 101, headers, body: '' };
 }
 
 /** The plain-text body of a refusal: the reason, or the status text when there is none. */

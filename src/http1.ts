@@ -32,7 +32,8 @@ export function statusText(status: number): string {
 /** Header lines, one per value; names and values were checked by the handshake function that made them. */
 export function formatHeaderLines(headers: HttpHeaders): string {
   let lines = '';
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name]!;
     if (typeof value === 'string') lines += `${name}: ${value}\r\n`;
     else for (const item of value) lines += `${name}: ${item}\r\n`;
   }
