@@ -209,7 +209,9 @@ function attempt(
       const verify = (body: Buffer): void => {
         try {
           verifyResponse({ status: response.statusCode ?? 0, headers: response.headers, body }, request);
-          fail(new HandshakeError(502, 'the server did not upgrade the connection', {}, body));
+          // Unreachable while Node takes every 101 with Upgrade and Connection as an upgrade: kept so
+          // that no response can ever settle as a connection here.
+          fail(new HandshakeError(response.statusCode ?? 101, 'the connection was not handed over as upgraded', {}, body));
         } catch (error) {
           fail(error);
         }
