@@ -134,15 +134,21 @@ interface DeflateResponse {
 
 const isWindowBits = (bits: number): boolean => Number.isInteger(bits) && bits >= MIN_WINDOW_BITS && bits <= MAX_WINDOW_BITS;
 
-/** RFC 7692 §7.1.2: a window size is a decimal integer from 8 to 15 without leading zeros. */
-function windowBits(name: string, value: string | null): number {
-  if (value === null || !/^[1-9][0-9]*$/.test(value) || !isWindowBits(Number(value))) {
-    throw new InvalidExtensionResponse(`${name} must have a value from 8 to 15 in a response, not ${value === null ? 'none' : JSON.stringify(value)}`);
-  }
-  return Number(value);
-}
-
-function readResponse(element: ExtensionElement): DeflateResponse {
+/**
+ * The four parameters of one permessage-deflate element, read the same way for an offer and for a
+ * response (RFC 7692 §7): each at most once, no value for the two takeover flags, a window size a
+ * decimal integer from 8 to 15 without leading zeros, nothing else. `client_max_window_bits` may lack
+ * its value in an offer only (§7.1.2.2); it is then 0. Throws the side's error.
+ */
+function readParameters(element: ExtensionElement, side: 'offer' | 'response'): ReceivedOffer {
+  const invalid = (reason: string): Error =>
+    side === 'offer' ? new InvalidExtensionOffer(reason) : new InvalidExtensionResponse(reason);
+  const windowBits = (name: string, value: string | null): number => {
+    if (value === null || !/^[1-9][0-9]*$/.test(value) || !isWindowBits(Number(value))) {
+      throw invalid(`${name} must have a value from 8 to 15 in ${side === 'offer' ? 'an offer' : 'a response'}, not ${value === null ? 'none' : JSON.stringify(value)}`);
+    }
+    return Number(value);
+  };
   const seen = new Set<string>();
   let serverNoContextTakeover = false;
   let clientNoContextTakeover = false;
@@ -151,14 +157,14 @@ function readResponse(element: ExtensionElement): DeflateResponse {
   for (const [given, value] of element.params) {
     // Names compare case-insensitively, as Autobahn compares them.
     const name = given.toLowerCase();
-    // RFC 7692 §7: a response with the same parameter twice fails the connection.
-    if (seen.has(name)) throw new InvalidExtensionResponse(`the response has ${name} twice`);
+    // RFC 7692 §7: the same parameter twice makes the element invalid.
+    if (seen.has(name)) throw invalid(`the ${side} has ${name} twice`);
     seen.add(name);
     switch (name) {
       case 'server_no_context_takeover':
       case 'client_no_context_takeover':
         // RFC 7692 §7.1.1: these parameters have no value.
-        if (value !== null) throw new InvalidExtensionResponse(`${name} takes no value, got ${JSON.stringify(value)}`);
+        if (value !== null) throw invalid(`${name} takes no value, got ${JSON.stringify(value)}`);
         if (name === 'server_no_context_takeover') serverNoContextTakeover = true;
         else clientNoContextTakeover = true;
         break;
@@ -166,11 +172,11 @@ function readResponse(element: ExtensionElement): DeflateResponse {
         serverMaxWindowBits = windowBits(name, value);
         break;
       case 'client_max_window_bits':
-        clientMaxWindowBits = windowBits(name, value);
+        clientMaxWindowBits = value === null && side === 'offer' ? 0 : windowBits(name, value);
         break;
       default:
-        // RFC 7692 §7: a parameter not defined for use in a response fails the connection.
-        throw new InvalidExtensionResponse(`the response has the unknown parameter ${name}`);
+        // RFC 7692 §7: a parameter not defined for permessage-deflate fails the handshake.
+        throw invalid(`the ${side} has the unknown parameter ${name}`);
     }
   }
   return { serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits };
@@ -225,7 +231,7 @@ export function negotiate(offers: readonly DeflateOffer[], headerValues: readonl
   }
   // RFC 7692 §5: the server accepts one offer, so one element of the extension.
   if (elements.length > 1) throw new InvalidExtensionResponse(`the response has ${elements.length} ${EXTENSION_NAME} elements`);
-  const response = readResponse(elements[0]!);
+  const response = readParameters(elements[0]!, 'response');
   const reasons = offers.map((offer) => mismatch(offer, response));
   if (!reasons.includes(null)) {
     throw new InvalidExtensionResponse(`the response accepts none of the offers: ${reasons.join('; ')}`);
@@ -286,47 +292,6 @@ export function mirrorOffer(offer: DeflateOffer): DeflateAcceptance {
   };
 }
 
-function readOffer(element: ExtensionElement): ReceivedOffer {
-  const seen = new Set<string>();
-  let serverNoContextTakeover = false;
-  let clientNoContextTakeover = false;
-  let serverMaxWindowBits: number | null = null;
-  let clientMaxWindowBits: number | null = null;
-  for (const [given, value] of element.params) {
-    const name = given.toLowerCase();
-    // RFC 7692 §7: an offer with the same parameter twice is invalid (Autobahn fails the handshake).
-    if (seen.has(name)) throw new InvalidExtensionOffer(`the offer has ${name} twice`);
-    seen.add(name);
-    switch (name) {
-      case 'server_no_context_takeover':
-      case 'client_no_context_takeover':
-        // RFC 7692 §7.1.1: these parameters have no value.
-        if (value !== null) throw new InvalidExtensionOffer(`${name} takes no value, got ${JSON.stringify(value)}`);
-        if (name === 'server_no_context_takeover') serverNoContextTakeover = true;
-        else clientNoContextTakeover = true;
-        break;
-      case 'server_max_window_bits':
-        // RFC 7692 §7.1.2.1: a value from 8 to 15 is required.
-        serverMaxWindowBits = offeredWindowBits(name, value);
-        break;
-      case 'client_max_window_bits':
-        // RFC 7692 §7.1.2.2: no value, or a value from 8 to 15.
-        clientMaxWindowBits = value === null ? 0 : offeredWindowBits(name, value);
-        break;
-      default:
-        throw new InvalidExtensionOffer(`the offer has the unknown parameter ${name}`);
-    }
-  }
-  return { serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits };
-}
-
-function offeredWindowBits(name: string, value: string | null): number {
-  if (value === null || !/^[1-9][0-9]*$/.test(value) || !isWindowBits(Number(value))) {
-    throw new InvalidExtensionOffer(`${name} must have a value from 8 to 15, not ${value === null ? 'none' : JSON.stringify(value)}`);
-  }
-  return Number(value);
-}
-
 /**
  * The permessage-deflate offers of a request's `Sec-WebSocket-Extensions` fields, in the client's
  * order; other extensions are left out (the server declines them by not answering them). Throws
@@ -343,7 +308,7 @@ export function readOffers(headerValues: readonly string[]): ReceivedOffer[] {
       throw new InvalidExtensionOffer(error instanceof Error ? error.message : String(error));
     }
     for (const element of elements) {
-      if (element.name.toLowerCase() === EXTENSION_NAME) offers.push(readOffer(element));
+      if (element.name.toLowerCase() === EXTENSION_NAME) offers.push(readParameters(element, 'offer'));
     }
   }
   return offers;
