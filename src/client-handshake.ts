@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HandshakeError, type HttpHeaders } from './errors.ts';
-import { acceptKey, checkHeaders, hasToken, headerValue, splitHeaderList, TOKEN, type RequestHeaders } from './handshake.ts';
-import { parseExtensionHeader } from './protocol/extension-header.ts';
+import { acceptKey, checkHeaders, hasToken, headerValue, splitHeaderList, type RequestHeaders } from './handshake.ts';
+import { parseExtensionHeader, TOKEN } from './protocol/extension-header.ts';
 import {
   acceptDeflateResponse,
   deflateOffer,

@@ -13,7 +13,7 @@ import { clientRequest, parseWebSocketUrl, verifyResponse, type ClientRequest } 
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './client-options.ts';
 import { HandshakeError, type HttpHeaders } from './errors.ts';
 import { headerValue } from './handshake.ts';
-import { defaultOnError, type ConnectionSettings } from './options.ts';
+import { defaultOnError, reportSafely, type ConnectionSettings } from './options.ts';
 import { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import { WebSocket } from './websocket.ts';
 
@@ -94,16 +94,6 @@ function withoutCredentials(headers: HttpHeaders): HttpHeaders {
     if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) kept[name] = value;
   }
   return kept;
-}
-
-function reportSafely(onError: (error: unknown, ws: WebSocket) => void): (error: unknown, ws: WebSocket) => void {
-  return (error, ws) => {
-    try {
-      onError(error, ws);
-    } catch {
-      // A failing error hook must not take the process down.
-    }
-  };
 }
 
 /** One request and its response: a WebSocket, or a rejection (a redirect is a HandshakeError here). */

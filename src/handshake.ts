@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID } from './constants.ts';
 import { HandshakeError, type HttpHeaders } from './errors.ts';
 import { statusText } from './http1.ts';
-import { parseExtensionHeader, type ExtensionOffer } from './protocol/extension-header.ts';
+import { parseExtensionHeader, TOKEN, type ExtensionOffer } from './protocol/extension-header.ts';
 
 /**
  * A handshake response, independent of the HTTP version that carries it: the status, the header
@@ -51,8 +51,6 @@ export interface UpgradeRequest {
 
 const NONE: readonly string[] = Object.freeze([]);
 
-/** RFC 7230 §3.2.6 token characters. */
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Base64 of exactly 16 bytes: 22 characters and `==` (RFC 6455 §4.1 item 7). */
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 /** A header value may not contain CR, LF or NUL (response splitting). */

@@ -117,6 +117,17 @@ export interface ResolvedOptions extends ResolvedConnection {
 /** Socket errors that only mean the peer went away: the connection reports 1006, nothing to log. */
 const ORDINARY_SOCKET_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE']);
 
+/** Wraps an `onError` hook so that a hook that throws cannot take the server or the process down. */
+export function reportSafely(onError: (error: unknown, ws: WebSocket) => void): (error: unknown, ws: WebSocket) => void {
+  return (error, ws) => {
+    try {
+      onError(error, ws);
+    } catch {
+      // A failing error hook is ignored: there is nowhere further to report it.
+    }
+  };
+}
+
 export function defaultOnError(error: unknown): void {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && ORDINARY_SOCKET_ERRORS.has(code)) return;

@@ -19,7 +19,7 @@ import { CloseCode } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
 import { parseUpgradeRequest, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
 import { serializeResponse } from './http1.ts';
-import { defaultOnError, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
+import { defaultOnError, reportSafely, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 import { WebSocket } from './websocket.ts';
 import { pathOf } from './request-info.ts';
@@ -85,7 +85,6 @@ export class WebSocketServer {
   private readonly allowedOrigins: ReadonlySet<string> | null;
   private readonly subprotocols: readonly string[];
   private readonly verify: ((ws: WebSocket) => unknown) | undefined;
-  private readonly onError: (error: unknown, ws: WebSocket) => void;
   private readonly heartbeat: NodeJS.Timeout | null;
   private readonly attached = new Map<AnyHttpServer, UpgradeListener>();
   private ownServer: HttpServer | null = null;
@@ -94,7 +93,7 @@ export class WebSocketServer {
   /** Throws RangeError/TypeError naming the option for any invalid option (see ServerOptions). */
   constructor(options: ServerOptions = {}) {
     const resolved = resolveOptions(options);
-    this.onError = resolved.onError ?? defaultOnError;
+    this.report = reportSafely(resolved.onError ?? defaultOnError);
     this.settings = { ...resolved.settings, onError: this.report, onClosed: this.forget };
     this.handshakeTimeout = this.settings.handshakeTimeout;
     this.maxConnections = resolved.maxConnections;
@@ -359,13 +358,8 @@ export class WebSocketServer {
     await ws.close(CloseCode.InternalError).catch(() => undefined);
   }
 
-  private readonly report = (error: unknown, ws: WebSocket): void => {
-    try {
-      this.onError(error, ws);
-    } catch {
-      // A failing error hook must not take the server down.
-    }
-  };
+  /** Receives handler and socket errors: the `onError` option, made safe to throw. */
+  private readonly report: (error: unknown, ws: WebSocket) => void;
 
   /** Every connection calls it once, when its socket has closed. */
   private readonly forget = (ws: WebSocket): void => {

@@ -23,7 +23,7 @@ export interface ExtensionOffer {
 }
 
 /** RFC 7230 §3.2.6 token characters. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Splits `value` at `separator` outside quoted-strings (RFC 7230 §3.2.6: a backslash escapes the next
