@@ -14,7 +14,7 @@ import { parseExtensionHeader, TOKEN, type ExtensionOffer } from './protocol/ext
 
 /**
  * A handshake response, independent of the HTTP version that carries it: the status, the header
- * fields (names as written, values checked for CR, LF and NUL) and the body (empty for a 101).
+ * fields (names as written, values checked for CR, LF and NUL) and the body (empty when accepted).
  */
 export interface HandshakeResponse {
   readonly status: number;
@@ -33,10 +33,16 @@ export interface RequestHead {
   readonly headers: RequestHeaders;
 }
 
-/** A validated WebSocket upgrade request. */
+/**
+ * A validated WebSocket opening request: an HTTP/1.1 upgrade (RFC 6455 §4.2.1) or an HTTP/2 extended
+ * CONNECT (RFC 8441 §4–5).
+ */
 export interface UpgradeRequest {
-  /** Sec-WebSocket-Key, checked to be base64 of 16 bytes. */
-  readonly key: string;
+  /**
+   * Sec-WebSocket-Key, checked to be base64 of 16 bytes; null on HTTP/2, where the key and the
+   * Sec-WebSocket-Accept answering it are not used (RFC 8441 §5).
+   */
+  readonly key: string | null;
   /** Sec-WebSocket-Protocol values in the client's order of preference (§4.1, §11.3.4). */
   readonly protocols: readonly string[];
   /**
@@ -46,6 +52,7 @@ export interface UpgradeRequest {
   readonly extensions: readonly ExtensionOffer[];
   /** The Origin header, if any (§10.2: a server may refuse origins it does not trust). */
   readonly origin: string | undefined;
+  /** Host on HTTP/1.1, `:authority` on HTTP/2. */
   readonly host: string;
 }
 
@@ -101,16 +108,26 @@ export function parseUpgradeRequest(request: RequestHead): UpgradeRequest {
   const host = headerValue(headers, 'host');
   if (host === undefined || host.trim() === '') throw new HandshakeError(400, 'Host header is required');
   // RFC 6455 §4.2.2 / §4.4: an unsupported version is answered with 426 and the versions we speak.
-  const version = headerValue(headers, 'sec-websocket-version');
-  if (version?.trim() !== '13') {
-    throw new HandshakeError(426, 'Sec-WebSocket-Version must be 13', { 'Sec-WebSocket-Version': '13' });
-  }
+  checkVersion(headers);
   // RFC 6455 §4.2.1 item 5: a key that base64-decodes to 16 bytes (a repeated header joins into an
   // invalid value and is refused too).
   const key = headerValue(headers, 'sec-websocket-key')?.trim();
   if (key === undefined || !KEY.test(key)) {
     throw new HandshakeError(400, 'Sec-WebSocket-Key must be base64 of 16 bytes');
   }
+  return withOffers(headers, key, host);
+}
+
+/** Sec-WebSocket-Version must be 13, else 426 naming the version we speak (RFC 6455 §4.2.2, §4.4). */
+function checkVersion(headers: RequestHeaders): void {
+  const version = headerValue(headers, 'sec-websocket-version');
+  if (version?.trim() !== '13') {
+    throw new HandshakeError(426, 'Sec-WebSocket-Version must be 13', { 'Sec-WebSocket-Version': '13' });
+  }
+}
+
+/** The offers both HTTP versions carry the same way: subprotocols, extensions and Origin. */
+function withOffers(headers: RequestHeaders, key: string | null, host: string): UpgradeRequest {
   const offered = splitHeaderList(headerValue(headers, 'sec-websocket-protocol'));
   // Shared when empty: a connection keeps its offer for its whole life.
   const protocols = offered.length === 0 ? NONE : offered;
@@ -120,6 +137,37 @@ export function parseUpgradeRequest(request: RequestHead): UpgradeRequest {
   }
   const extensions = parseExtensionHeader(headerValue(headers, 'sec-websocket-extensions'));
   return { key, protocols, extensions, origin: headerValue(headers, 'origin'), host };
+}
+
+/**
+ * Whether an HTTP/2 request is an extended CONNECT for a WebSocket (RFC 8441 §4): `:method` CONNECT
+ * with `:protocol` websocket. A plain CONNECT, or one for another protocol, is not a WebSocket's.
+ */
+export function isWebSocketConnect(headers: RequestHeaders): boolean {
+  return headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
+}
+
+/**
+ * Validates an HTTP/2 extended CONNECT (RFC 8441 §4–5) and returns what it asks for, like
+ * `parseUpgradeRequest` for HTTP/1.1. Throws HandshakeError: 405 (with `Allow: CONNECT`) for a request
+ * that is not an extended CONNECT for websocket, 400 without `:scheme`, `:path` or `:authority`, 426
+ * (with `Sec-WebSocket-Version: 13`) for another or no version.
+ */
+export function parseConnectRequest(headers: RequestHeaders): UpgradeRequest {
+  if (!isWebSocketConnect(headers)) {
+    throw new HandshakeError(405, 'a WebSocket over HTTP/2 is an extended CONNECT with :protocol websocket', {
+      Allow: 'CONNECT',
+    });
+  }
+  // RFC 8441 §4: an extended CONNECT carries :scheme and :path (unlike a plain CONNECT, RFC 9113
+  // §8.5), and :authority names the host as Host does on HTTP/1.1 (RFC 9113 §8.3.1).
+  for (const name of [':scheme', ':path', ':authority']) {
+    const value = headerValue(headers, name);
+    if (value === undefined || value.trim() === '') throw new HandshakeError(400, `${name} is required`);
+  }
+  // RFC 8441 §5: the version is checked as on HTTP/1.1; Sec-WebSocket-Key is not used.
+  checkVersion(headers);
+  return withOffers(headers, null, headerValue(headers, ':authority')!);
 }
 
 /** RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)). */
@@ -162,6 +210,15 @@ export interface AcceptOptions {
   readonly headers?: HttpHeaders | undefined;
 }
 
+/** Header fields HTTP/2 forbids (RFC 9113 §8.2.2): a response carrying one is malformed. */
+export const CONNECTION_SPECIFIC_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
 const RESERVED_RESPONSE_HEADERS = new Set([
   'upgrade',
   'connection',
@@ -171,18 +228,19 @@ const RESERVED_RESPONSE_HEADERS = new Set([
 ]);
 
 /**
- * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5). `extensions` is the
- * Sec-WebSocket-Extensions value of the extensions accepted (see `negotiateDeflate`); without it the
- * header is left out, which declines every offered extension (§9.1). Throws TypeError for a subprotocol
- * the client did not offer or an invalid or reserved header.
+ * The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5), or on HTTP/2 the 200 (RFC 8441 §5).
+ * `extensions` is the Sec-WebSocket-Extensions value of the extensions accepted (see
+ * `negotiateDeflate`); without it the header is left out, which declines every offered extension
+ * (§9.1). Throws TypeError for a subprotocol the client did not offer or an invalid or reserved header
+ * (on HTTP/2 also a connection-specific one).
  */
 export function acceptResponse(request: UpgradeRequest, options: AcceptOptions = {}, extensions = ''): HandshakeResponse {
   const { subprotocol: protocol, headers: extra = {} } = options;
-  const headers: Record<string, string | readonly string[]> = {
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Accept': acceptKey(request.key),
-  };
+  const http2 = request.key === null;
+  // RFC 8441 §5: on HTTP/2 the answer is a 200 without Upgrade, Connection or Sec-WebSocket-Accept.
+  const headers: Record<string, string | readonly string[]> = http2
+    ? {}
+    : { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Accept': acceptKey(request.key) };
   if (protocol !== undefined && protocol !== null) {
     // RFC 6455 §4.2.2 item 5.4: the selected subprotocol must be one the client offered.
     if (!request.protocols.includes(protocol)) {
@@ -195,13 +253,17 @@ export function acceptResponse(request: UpgradeRequest, options: AcceptOptions =
     headers['Sec-WebSocket-Extensions'] = extensions;
   }
   for (const name in extra) {
-    if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) {
+    const lower = name.toLowerCase();
+    if (RESERVED_RESPONSE_HEADERS.has(lower)) {
       throw new TypeError(`header ${name} is set by the handshake and cannot be overridden`);
+    }
+    if (http2 && CONNECTION_SPECIFIC_HEADERS.has(lower)) {
+      throw new TypeError(`header ${name} is connection-specific and not allowed on HTTP/2 (RFC 9113 §8.2.2)`);
     }
     headers[name] = extra[name]!;
   }
   checkHeaders(extra);
-  return { status: 101, headers, body: '' };
+  return { status: http2 ? 200 : 101, headers, body: '' };
 }
 
 /** The plain-text body of a refusal: the reason, or the status text when there is none. */

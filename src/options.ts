@@ -62,6 +62,11 @@ export interface ConnectionOptions {
 export interface ServerOptions extends ConnectionOptions {
   /** Refuse upgrades with 503 beyond this many connections. Default: no limit. */
   maxConnections?: number;
+  /**
+   * WebSockets one HTTP/2 connection may carry at once (RFC 8441); a further extended CONNECT on it is
+   * refused with 503. Bounds what one TCP connection can hold. Default 100.
+   */
+  maxSessionStreams?: number;
   /** Browser origins allowed to connect (RFC 6455 §10.2); others get 403. Requests without Origin pass. Default: all. */
   allowedOrigins?: readonly string[];
   /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
@@ -108,6 +113,7 @@ export interface ResolvedConnection {
 /** ServerOptions with every default applied (not exported from the package). */
 export interface ResolvedOptions extends ResolvedConnection {
   readonly maxConnections: number;
+  readonly maxSessionStreams: number;
   readonly allowedOrigins: ReadonlySet<string> | null;
   readonly subprotocols: readonly string[];
   readonly verify: ((ws: WebSocket) => unknown) | undefined;
@@ -224,10 +230,15 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (!(maxConnections === Infinity || (Number.isSafeInteger(maxConnections) && maxConnections >= 0))) {
     throw new RangeError(`maxConnections must be a non-negative integer (or Infinity), got ${String(maxConnections)}`);
   }
+  const maxSessionStreams = options.maxSessionStreams ?? 100;
+  if (!(Number.isSafeInteger(maxSessionStreams) && maxSessionStreams >= 1)) {
+    throw new RangeError(`maxSessionStreams must be a positive integer, got ${String(maxSessionStreams)}`);
+  }
   const allowedOrigins = strings(options, 'allowedOrigins');
   return {
     ...connection,
     maxConnections,
+    maxSessionStreams,
     allowedOrigins: allowedOrigins === undefined ? null : new Set(allowedOrigins),
     subprotocols: strings(options, 'subprotocols') ?? [],
     verify: callback(options, 'verify'),

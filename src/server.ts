@@ -11,14 +11,32 @@
  * | any other error              | HTTP 500, onError               | close 1011, onError                |
  * | returns without closing      | HTTP 403                        | close 1000                         |
  */
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+  type SecureServerOptions,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
-import { parseUpgradeRequest, refusalResponse, selectSubprotocol, type UpgradeRequest } from './handshake.ts';
+import {
+  isWebSocketConnect,
+  parseConnectRequest,
+  parseUpgradeRequest,
+  refusalResponse,
+  selectSubprotocol,
+  type HandshakeResponse,
+  type UpgradeRequest,
+} from './handshake.ts';
 import { serializeResponse } from './http1.ts';
+import { streamResponseHeaders } from './http2.ts';
 import { defaultOnError, reportSafely, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 import { WebSocket } from './websocket.ts';
@@ -33,6 +51,16 @@ export interface ListenOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /**
+   * TLS options (`key` and `cert`, or `pfx`, ...): serve `wss://`. With them the server speaks HTTP/2
+   * and HTTP/1.1 on one port (see `http2`).
+   */
+  tls?: SecureServerOptions;
+  /**
+   * With `tls`: serve WebSockets over HTTP/2 extended CONNECT (RFC 8441) beside HTTP/1.1 upgrades, on
+   * one port (default true); false serves HTTP/1.1 only. HTTP/2 needs TLS: browsers speak it only there.
+   */
+  http2?: boolean;
 }
 
 export interface CloseOptions {
@@ -66,14 +94,105 @@ interface Route {
   readonly handler: Handler;
 }
 
-type AnyHttpServer = HttpServer | HttpsServer;
+type AnyHttpServer = HttpServer | HttpsServer | Http2SecureServer;
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** What attach() did to a server, undone by the shutdown. */
+interface Attachment {
+  readonly upgrade: UpgradeListener;
+  /** Removes the interception of extended CONNECT streams (HTTP/2 servers only). */
+  readonly detachStreams: (() => void) | null;
+}
+
+/** A request that may become a WebSocket: its route, path parameters and validated handshake. */
+interface Admission {
+  readonly route: Route;
+  readonly path: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly upgrade: UpgradeRequest;
+}
 
 /** Writes an HTTP refusal on a socket that never became a WebSocket, then closes it. */
 function refuseSocket(socket: Duplex, error: HandshakeError, closeTimeout: number): void {
   if (socket.destroyed) return;
   socket.end(serializeResponse(refusalResponse(error)));
   setTimeout(() => socket.destroy(), closeTimeout).unref();
+}
+
+/** Answers an extended CONNECT that never became a WebSocket with an HTTP/2 error response. */
+function refuseStream(stream: ServerHttp2Stream, error: HandshakeError, closeTimeout: number): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const response = refusalResponse(error);
+  stream.respond(streamResponseHeaders(response));
+  stream.end(response.body);
+  // The client may never end its side of the stream: reset it once the answer has had time to go.
+  setTimeout(destroyStream, closeTimeout, stream).unref();
+}
+
+function destroyStream(stream: Duplex): void {
+  stream.destroy();
+}
+
+/**
+ * WebSockets one HTTP/2 session carries, kept on the session; the stream keeps its session so the
+ * count can be taken down when the stream closes (module-level listener, no closure per stream).
+ */
+const kWebSocketStreams = Symbol('rfc6455.webSocketStreams');
+const kCountedSession = Symbol('rfc6455.countedSession');
+type CountedSession = Http2Session & { [kWebSocketStreams]?: number };
+type CountedStream = ServerHttp2Stream & { [kCountedSession]?: CountedSession };
+
+function uncountStream(this: CountedStream): void {
+  const session = this[kCountedSession];
+  if (session !== undefined) session[kWebSocketStreams] = (session[kWebSocketStreams] ?? 1) - 1;
+}
+
+/** `node:http2` servers have `updateSettings`; `node:http`/`node:https` servers do not. */
+function isHttp2Server(server: AnyHttpServer): server is Http2SecureServer {
+  return typeof (server as Partial<Http2SecureServer>).updateSettings === 'function';
+}
+
+/**
+ * The settings a `node:http2` server was created with. Node keeps them on a symbol-keyed property and
+ * has no public getter; null when that changes, and then attach() can only set, not check.
+ */
+function http2ServerSettings(server: Http2SecureServer): { enableConnectProtocol?: boolean } | null {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'options');
+  if (key === undefined) return null;
+  const options = (server as unknown as Record<symbol, { settings?: { enableConnectProtocol?: boolean } } | undefined>)[key];
+  return options?.settings ?? null;
+}
+
+/**
+ * Takes extended CONNECT streams (RFC 8441) before any 'stream' listener sees them. Node's
+ * compatibility layer (installed with a request handler, so on every `allowHTTP1` server) starts
+ * reading every stream and answers 405 to a CONNECT that no 'connect' listener takes; a 'stream'
+ * listener of ours would run beside it whatever the order. So the server's own `emit` is wrapped for
+ * 'stream': a stream `take` accepts is ours alone, every other event and stream goes on as before.
+ * Returns the undo.
+ */
+function interceptStreams(
+  server: Http2SecureServer,
+  take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean,
+): () => void {
+  const hadOwnEmit = Object.hasOwn(server, 'emit');
+  const original = server.emit;
+  let active = true;
+  const emit = function (this: Http2SecureServer, event: string | symbol, ...args: unknown[]): boolean {
+    if (active && event === 'stream') {
+      const headers = args[1] as IncomingHttpHeaders;
+      if (isWebSocketConnect(headers) && take(args[0] as ServerHttp2Stream, headers)) return true;
+    }
+    return original.apply(this, [event, ...args]);
+  };
+  server.emit = emit;
+  return () => {
+    active = false;
+    // Restored only if nobody wrapped it after us; otherwise ours stays as a pass-through.
+    if (server.emit !== emit) return;
+    if (hadOwnEmit) server.emit = original;
+    else delete (server as { emit?: unknown }).emit;
+  };
 }
 
 export class WebSocketServer {
@@ -86,8 +205,12 @@ export class WebSocketServer {
   private readonly subprotocols: readonly string[];
   private readonly verify: ((ws: WebSocket) => unknown) | undefined;
   private readonly heartbeat: NodeJS.Timeout | null;
-  private readonly attached = new Map<AnyHttpServer, UpgradeListener>();
-  private ownServer: HttpServer | null = null;
+  private readonly maxSessionStreams: number;
+  private readonly attached = new Map<AnyHttpServer, Attachment>();
+  private ownServer: HttpServer | HttpsServer | Http2SecureServer | null = null;
+  /** Connections of the server listen() started: HTTP/2 sessions get GOAWAY at shutdown, sockets are dropped last. */
+  private readonly ownSessions = new Set<Http2Session>();
+  private readonly ownSockets = new Set<Socket>();
   private closing: Promise<void> | null = null;
 
   /** Throws RangeError/TypeError naming the option for any invalid option (see ServerOptions). */
@@ -97,6 +220,7 @@ export class WebSocketServer {
     this.settings = { ...resolved.settings, onError: this.report, onClosed: this.forget };
     this.handshakeTimeout = this.settings.handshakeTimeout;
     this.maxConnections = resolved.maxConnections;
+    this.maxSessionStreams = resolved.maxSessionStreams;
     this.allowedOrigins = resolved.allowedOrigins;
     this.subprotocols = resolved.subprotocols;
     this.verify = resolved.verify;
@@ -136,57 +260,64 @@ export class WebSocketServer {
 
   /**
    * Serves WebSocket upgrades on an existing HTTP(S) server, next to its normal routes, on the same
-   * port. See AttachOptions for requests no route matches.
+   * port. On a `node:http2` secure server (`http2.createSecureServer`, with `allowHTTP1: true` for
+   * HTTP/1.1 clients) it also serves WebSockets over HTTP/2 (RFC 8441): it turns on
+   * `enableConnectProtocol` and takes extended CONNECT streams with `:protocol websocket`, leaving any
+   * other CONNECT to the server's own listeners. Throws TypeError when the server was created with
+   * `settings.enableConnectProtocol: false`. See AttachOptions for requests no route matches.
    */
   attach(server: AnyHttpServer, options: AttachOptions = {}): this {
     if (this.attached.has(server)) return this;
+    if (this.closing !== null) throw new TypeError('the WebSocket server is shut down');
     const unmatched = options.unmatched ?? 'refuse';
-    const listener: UpgradeListener = (request, socket, head) => this.takeUpgrade(request, socket, head, unmatched);
-    server.on('upgrade', listener);
-    this.attached.set(server, listener);
+    let detachStreams: (() => void) | null = null;
+    if (isHttp2Server(server)) {
+      if (http2ServerSettings(server)?.enableConnectProtocol === false) {
+        throw new TypeError(
+          'the HTTP/2 server was created with settings.enableConnectProtocol: false; WebSockets over HTTP/2 (RFC 8441 §3) need it on',
+        );
+      }
+      // RFC 8441 §3: clients use extended CONNECT only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
+      server.updateSettings({ enableConnectProtocol: true });
+      detachStreams = interceptStreams(server, (stream, headers) => this.takeStream(stream, headers, unmatched));
+    }
+    const upgrade: UpgradeListener = (request, socket, head) => this.takeUpgrade(request, socket, head, unmatched);
+    server.on('upgrade', upgrade);
+    this.attached.set(server, { upgrade, detachStreams });
     return this;
   }
 
   /**
-   * Starts a standalone server on `host:port` (default 127.0.0.1, any free port). Plain HTTP requests
-   * get 426 Upgrade Required; request headers must arrive within handshakeTimeout.
+   * Starts a standalone server on `host:port` (default 127.0.0.1, any free port): `ws://`, or with
+   * `tls` `wss://` over HTTP/1.1 and HTTP/2 on one port. Plain HTTP requests get 426 Upgrade Required
+   * (405 on HTTP/2, which has no Upgrade); request headers must arrive within handshakeTimeout.
    */
   async listen(options: ListenOptions = {}): Promise<AddressInfo> {
     if (this.ownServer !== null) throw new TypeError('the server is already listening');
+    if (this.closing !== null) throw new TypeError('the WebSocket server is shut down');
     const timeout = this.handshakeTimeout;
-    const server = createServer(
-      { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(1000, timeout) },
-      (request, response) => {
-        // Node routes a request to 'upgrade' only when it has both Upgrade and Connection: upgrade.
-        // A WebSocket handshake missing one of them is malformed (400), not plain HTTP.
-        if (request.headers['sec-websocket-key'] !== undefined) {
-          try {
-            parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
-          } catch (error) {
-            if (error instanceof HandshakeError) {
-              const refusal = refusalResponse(error);
-              response.writeHead(refusal.status, {
-                ...refusal.headers,
-                Connection: 'close',
-                'Content-Length': Buffer.byteLength(refusal.body),
-              });
-              response.end(refusal.body);
-              return;
-            }
-          }
-        }
-        // RFC 7231 §6.5.15: this endpoint only speaks WebSocket.
-        const body = 'This endpoint speaks WebSocket (RFC 6455) only.\n';
-        response.writeHead(426, {
-          Upgrade: 'websocket',
-          Connection: 'Upgrade, close',
-          'Sec-WebSocket-Version': '13',
-          'Content-Type': 'text/plain; charset=utf-8',
-          'Content-Length': Buffer.byteLength(body),
-        });
-        response.end(body);
-      },
-    );
+    const timeouts = { headersTimeout: timeout, requestTimeout: timeout };
+    let server: HttpServer | HttpsServer | Http2SecureServer;
+    if (options.tls === undefined) {
+      if (options.http2 === true) throw new TypeError('http2 needs tls: browsers speak HTTP/2 only over TLS');
+      server = createServer({ ...timeouts, connectionsCheckingInterval: Math.min(1000, timeout) }, answerPlainRequest);
+    } else if (options.http2 === false) {
+      server = createHttpsServer({ ...options.tls, ...timeouts }, answerPlainRequest);
+    } else {
+      const settings = { ...options.tls.settings, enableConnectProtocol: true };
+      const http2 = createSecureServer({ ...options.tls, settings, allowHTTP1: true }, answerPlainRequest);
+      // The HTTP/1.1 side of an allowHTTP1 server reads these as an http.Server does.
+      Object.assign(http2, timeouts);
+      http2.on('session', (session: Http2Session) => {
+        this.ownSessions.add(session);
+        session.once('close', () => this.ownSessions.delete(session));
+      });
+      server = http2;
+    }
+    server.on('connection', (socket: Socket) => {
+      this.ownSockets.add(socket);
+      socket.once('close', () => this.ownSockets.delete(socket));
+    });
     this.ownServer = server;
     this.attach(server);
     await new Promise<void>((resolve, reject) => {
@@ -234,18 +365,22 @@ export class WebSocketServer {
     const reason = options.reason ?? 'server shutting down';
     const timeout = options.timeout ?? this.settings.closeTimeout;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
-    for (const [server, listener] of this.attached) server.off('upgrade', listener);
-    this.attached.clear();
+    // HTTP/1.1 upgrades stop being taken now; extended CONNECT streams stay intercepted until the end,
+    // refused with 503 (else Node's compatibility layer would answer them 405).
+    for (const [server, attachment] of this.attached) server.off('upgrade', attachment.upgrade);
     const own = this.ownServer;
     const listenerClosed =
       own === null ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
-    own?.closeIdleConnections();
+    if (own !== null && 'closeIdleConnections' in own) own.closeIdleConnections();
     const closed: Promise<void>[] = [];
     for (const ws of this.connections) {
       if (ws.state === 'connecting') ws.refuse(new HandshakeError(503, reason));
       else void ws.close(code, reason).catch(() => undefined);
       closed.push(ws.whenClosed());
     }
+    // RFC 9113 §6.8: GOAWAY after the close frames, so no new stream opens on our sessions while the
+    // closing handshakes finish on the open ones.
+    for (const session of this.ownSessions) session.close();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeout);
@@ -254,12 +389,66 @@ export class WebSocketServer {
     clearTimeout(timer);
     for (const ws of this.connections) ws.terminate();
     await Promise.all(closed);
-    own?.closeAllConnections();
+    for (const [, attachment] of this.attached) attachment.detachStreams?.();
+    this.attached.clear();
+    for (const session of this.ownSessions) session.destroy();
+    for (const socket of this.ownSockets) socket.destroy();
     await listenerClosed;
   }
 
   private takeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, unmatched: 'refuse' | 'ignore'): void {
-    const path = pathOf(request.url ?? '/');
+    const target = request.url ?? '/';
+    const admission = this.admit(target, unmatched, () =>
+      parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers }),
+    );
+    if (admission === null) return;
+    if (admission instanceof HandshakeError) {
+      this.refuseSocket(socket, admission);
+      return;
+    }
+    const { route, path, params, upgrade } = admission;
+    const info = { url: target, path, params, headers: request.headers, remoteAddress: request.socket.remoteAddress };
+    this.run(new WebSocket(socket, head, upgrade, info, this.settings), route.handler);
+  }
+
+  /**
+   * An extended CONNECT (RFC 8441 §4) on an attached HTTP/2 server: false leaves it to the server's
+   * other listeners (no route matched, with `unmatched: 'ignore'`).
+   */
+  private takeStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, unmatched: 'refuse' | 'ignore'): boolean {
+    const path = headers[':path'];
+    const target = typeof path === 'string' ? path : '/';
+    const admission = this.admit(target, unmatched, () => parseConnectRequest(headers));
+    if (admission === null) return false;
+    if (admission instanceof HandshakeError) {
+      this.refuseStream(stream, admission);
+      return true;
+    }
+    const session = stream.session as CountedSession | undefined;
+    if (session === undefined) return true;
+    const streams = session[kWebSocketStreams] ?? 0;
+    if (streams >= this.maxSessionStreams) {
+      this.refuseStream(stream, new HandshakeError(503, 'too many WebSockets on this HTTP/2 connection'));
+      return true;
+    }
+    session[kWebSocketStreams] = streams + 1;
+    (stream as CountedStream)[kCountedSession] = session;
+    stream.once('close', uncountStream);
+    const { route, params, upgrade } = admission;
+    // RFC 9113 §8.3.1: :authority takes the place of Host; handlers reading `headers.host` find it.
+    headers.host ??= upgrade.host;
+    const info = { url: target, path: admission.path, params, headers, remoteAddress: session.socket?.remoteAddress };
+    this.run(new WebSocket(stream, EMPTY, upgrade, info, this.settings), route.handler);
+    return true;
+  }
+
+  /**
+   * The checks every opening request meets, over either HTTP version, in order: a route (404), the
+   * server not shutting down (503), a valid handshake (`parse`: 400, 405, 426), room (503), an allowed
+   * origin (403). Null: no route, and the caller leaves the request alone.
+   */
+  private admit(target: string, unmatched: 'refuse' | 'ignore', parse: () => UpgradeRequest): Admission | HandshakeError | null {
+    const path = pathOf(target);
     let route: Route | undefined;
     let params: Readonly<Record<string, string>> | null = null;
     try {
@@ -271,43 +460,29 @@ export class WebSocketServer {
         }
       }
     } catch (error) {
-      this.refuseSocket(socket, error instanceof HandshakeError ? error : new HandshakeError(400));
-      return;
+      return error instanceof HandshakeError ? error : new HandshakeError(400);
     }
     if (route === undefined || params === null) {
-      if (unmatched === 'ignore') return;
-      this.refuseSocket(socket, new HandshakeError(404, 'no WebSocket route for this path'));
-      return;
+      return unmatched === 'ignore' ? null : new HandshakeError(404, 'no WebSocket route for this path');
     }
-    if (this.closing !== null) {
-      this.refuseSocket(socket, new HandshakeError(503, 'server shutting down'));
-      return;
-    }
+    if (this.closing !== null) return new HandshakeError(503, 'server shutting down');
     let upgrade: UpgradeRequest;
     try {
-      upgrade = parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
+      upgrade = parse();
     } catch (error) {
-      this.refuseSocket(socket, error instanceof HandshakeError ? error : new HandshakeError(400));
-      return;
+      return error instanceof HandshakeError ? error : new HandshakeError(400);
     }
-    if (this.connections.size >= this.maxConnections) {
-      this.refuseSocket(socket, new HandshakeError(503, 'too many connections'));
-      return;
-    }
+    if (this.connections.size >= this.maxConnections) return new HandshakeError(503, 'too many connections');
     // RFC 6455 §10.2: a server may refuse browser origins it does not trust, with 403.
     if (this.allowedOrigins !== null && upgrade.origin !== undefined && !this.allowedOrigins.has(upgrade.origin)) {
-      this.refuseSocket(socket, new HandshakeError(403, 'origin not allowed'));
-      return;
+      return new HandshakeError(403, 'origin not allowed');
     }
-    const ws = new WebSocket(
-      socket,
-      head,
-      upgrade,
-      { url: request.url ?? '/', path, params, headers: request.headers, remoteAddress: request.socket.remoteAddress },
-      this.settings,
-    );
-    this.connections.add(ws);
-    void this.run(ws, route.handler);
+    return { route, path, params, upgrade };
+  }
+
+  private refuseStream(stream: ServerHttp2Stream, error: HandshakeError): void {
+    stream.on('error', ignoreError);
+    refuseStream(stream, error, this.settings.closeTimeout);
   }
 
   private refuseSocket(socket: Duplex, error: HandshakeError): void {
@@ -315,8 +490,13 @@ export class WebSocketServer {
     refuseSocket(socket, error, this.settings.closeTimeout);
   }
 
-  /** Runs a handler under the exception contract (see the table at the top of this file). */
-  private async run(ws: WebSocket, handler: Handler): Promise<void> {
+  /** Counts the connection and runs its handler under the exception contract (see the table at the top). */
+  private run(ws: WebSocket, handler: Handler): void {
+    this.connections.add(ws);
+    void this.runHandler(ws, handler);
+  }
+
+  private async runHandler(ws: WebSocket, handler: Handler): Promise<void> {
     if (this.subprotocols.length > 0) {
       const preferred = selectSubprotocol(ws.subprotocols, this.subprotocols);
       ws.preferSubprotocol(preferred);
@@ -369,6 +549,55 @@ export class WebSocketServer {
   private readonly beat = (): void => {
     for (const ws of this.connections) ws.beat();
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function ignoreError(): void {}
+
+/**
+ * The standalone server's answer to a request that is not a WebSocket opening handshake. Node routes
+ * an HTTP/1.1 request to 'upgrade' only when it has both Upgrade and Connection: upgrade, so a
+ * handshake missing one of them arrives here: it is malformed (400), not plain HTTP.
+ */
+function answerPlainRequest(request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse): void {
+  const http2 = request.httpVersion === '2.0';
+  let refusal: HandshakeResponse;
+  if (!http2 && request.headers['sec-websocket-key'] !== undefined) {
+    try {
+      parseUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
+      refusal = refusalResponse(new HandshakeError(400));
+    } catch (error) {
+      refusal = refusalResponse(error instanceof HandshakeError ? error : new HandshakeError(400));
+    }
+  } else if (http2) {
+    // HTTP/2 has no Upgrade (RFC 9113 §8.6): a WebSocket there is an extended CONNECT (RFC 8441).
+    refusal = refusalResponse(
+      new HandshakeError(405, 'This endpoint speaks WebSocket only: over HTTP/2, an extended CONNECT (RFC 8441).', {
+        Allow: 'CONNECT',
+      }),
+    );
+  } else {
+    // RFC 7231 §6.5.15: this endpoint only speaks WebSocket.
+    refusal = refusalResponse(
+      new HandshakeError(426, 'This endpoint speaks WebSocket (RFC 6455) only.', { 'Sec-WebSocket-Version': '13' }),
+    );
+  }
+  if (http2) {
+    const stream = (request as Http2ServerRequest).stream;
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond(streamResponseHeaders(refusal));
+      stream.end(refusal.body);
+    }
+    return;
+  }
+  const plain = response as ServerResponse;
+  plain.writeHead(refusal.status, {
+    ...refusal.headers,
+    Connection: refusal.status === 426 ? 'Upgrade, close' : 'close',
+    'Content-Length': Buffer.byteLength(refusal.body),
+  });
+  plain.end(refusal.body);
 }
 
 /**

@@ -19,12 +19,20 @@
  *
  * The two roles differ only in what the protocol core decides: masking, and which side closes TCP
  * first (the core calls `endTransport` or `awaitTransportEnd`, RFC 6455 §7.1.1).
+ *
+ * The transport is any Duplex: a TCP or TLS socket after an HTTP/1.1 upgrade, or an HTTP/2 stream
+ * after an extended CONNECT (RFC 8441). On a stream, the handshake is answered with a header block
+ * instead of HTTP/1.1 bytes, ending our side is END_STREAM instead of a FIN, and `terminate()` resets
+ * the stream (RST_STREAM) instead of the connection; HTTP/2 flow control shows up as the stream's
+ * `writableLength` and `drain`, so the backpressure rules above hold per stream unchanged.
  */
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
-import { refusalResponse } from './handshake.ts';
+import { refusalResponse, type HandshakeResponse } from './handshake.ts';
 import { serializeResponse } from './http1.ts';
+import { streamResponseHeaders } from './http2.ts';
 import type { ConnectionSettings } from './options.ts';
 import type { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import { PreparedMessage } from './protocol/frame-encoder.ts';
@@ -70,6 +78,8 @@ const AWAITING_PONG = 1 << 6;
 const DRAIN_LISTENING = 1 << 7;
 /** The client role: frames are masked, and the server closes TCP first (RFC 6455 §5.3, §7.1.1). */
 const CLIENT = 1 << 8;
+/** The transport is an HTTP/2 stream (RFC 8441): the handshake is answered with a header block. */
+const HTTP2 = 1 << 9;
 
 /**
  * The driver a socket belongs to. Socket listeners and timers are module-level functions that find
@@ -124,11 +134,18 @@ export class SocketDriver implements ProtocolSink {
    * A server connection waits for its handler to accept (bounded by `handshakeTimeout`); a client's
    * handshake is over before its driver is made, and `start` follows at once.
    */
-  constructor(socket: Duplex, head: Buffer, settings: ConnectionSettings, owner: DriverOwner, role: Role = 'server') {
+  constructor(
+    socket: Duplex,
+    head: Buffer,
+    settings: ConnectionSettings,
+    owner: DriverOwner,
+    role: Role = 'server',
+    http2 = false,
+  ) {
     this.socket = socket;
     this.owner = owner;
     this.settings = settings;
-    if (role === 'client') this.flags = CLIENT;
+    this.flags = (role === 'client' ? CLIENT : 0) | (http2 ? HTTP2 : 0);
     this.head = head.length > 0 ? head : null;
     this.socket[kDriver] = this;
     socket.on('close', onSocketClose);
@@ -158,6 +175,11 @@ export class SocketDriver implements ProtocolSink {
     return (this.flags & SOCKET_CLOSED) !== 0;
   }
 
+  /** Whether the transport is an HTTP/2 stream. */
+  get http2(): boolean {
+    return (this.flags & HTTP2) !== 0;
+  }
+
   /** Bytes written to the socket and not yet taken by the operating system. */
   get bufferedAmount(): number {
     return this.socket.writableLength;
@@ -167,10 +189,10 @@ export class SocketDriver implements ProtocolSink {
 
   /**
    * Starts the protocol and reading, with the permessage-deflate transform when the handshake agreed
-   * on it. A server writes its 101 response first (RFC 6455 §4.2.2); a client has read the server's
-   * (`response` null).
+   * on it. A server sends its acceptance first (RFC 6455 §4.2.2, RFC 8441 §5); a client has read the
+   * server's (`response` null).
    */
-  start(response: string | null, deflate: PerMessageDeflate | null): void {
+  start(response: HandshakeResponse | null, deflate: PerMessageDeflate | null): void {
     this.clearHandshakeTimer();
     const settings = this.settings;
     this.protocol = new Protocol(this, {
@@ -180,7 +202,10 @@ export class SocketDriver implements ProtocolSink {
       deflate,
     });
     const socket = this.socket;
-    if (response !== null) socket.write(response);
+    if (response !== null) {
+      if ((this.flags & HTTP2) === 0) socket.write(serializeResponse(response));
+      else respondOnStream(socket as ServerHttp2Stream, response);
+    }
     if (settings.idleTimeout > 0 && 'setTimeout' in socket) {
       (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(settings.idleTimeout);
       socket.on('timeout', onSocketTimeout);
@@ -197,7 +222,12 @@ export class SocketDriver implements ProtocolSink {
     if (!this.answerable) return;
     this.flags |= REFUSED;
     this.clearHandshakeTimer();
-    this.socket.end(serializeResponse(refusalResponse(error)));
+    const response = refusalResponse(error);
+    if ((this.flags & HTTP2) === 0) {
+      this.socket.end(serializeResponse(response));
+    } else if (respondOnStream(this.socket as ServerHttp2Stream, response)) {
+      this.socket.end(response.body);
+    }
     this.armCloseTimer();
   }
 
@@ -609,6 +639,16 @@ export class SocketDriver implements ProtocolSink {
       this.replyTimer = null;
     }
   }
+}
+
+/**
+ * Sends a handshake response's header block on an HTTP/2 stream; false when the stream is already
+ * gone (a peer's RST_STREAM arrives before Node emits 'close', and respond() would throw).
+ */
+function respondOnStream(stream: ServerHttp2Stream, response: HandshakeResponse): boolean {
+  if (stream.destroyed || stream.headersSent) return false;
+  stream.respond(streamResponseHeaders(response));
+  return true;
 }
 
 function writeMessage(protocol: Protocol, data: SendData): void {

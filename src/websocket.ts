@@ -10,8 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CloseCode, Opcode } from './constants.ts';
 import { HandshakeError, InvalidPayloadData, UnsupportedData, WebSocketDisconnect } from './errors.ts';
-import { acceptResponse, type AcceptOptions, type UpgradeRequest } from './handshake.ts';
-import { serializeResponse } from './http1.ts';
+import { acceptResponse, type AcceptOptions, type HandshakeResponse, type UpgradeRequest } from './handshake.ts';
 import type { ConnectionSettings } from './options.ts';
 import { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import type { PreparedMessage } from './protocol/frame-encoder.ts';
@@ -129,7 +128,9 @@ export class WebSocket implements AsyncIterable<Message> {
     this.settings = settings;
     // The driver calls back the @internal methods below (DriverOwner, structurally: the public type
     // does not implement it).
-    this.#driver = new SocketDriver(socket, head, settings, this, client === null ? 'server' : 'client');
+    // An HTTP/2 extended CONNECT has no Sec-WebSocket-Key (RFC 8441 §5): its transport is a stream.
+    const http2 = upgrade !== null && upgrade.key === null;
+    this.#driver = new SocketDriver(socket, head, settings, this, client === null ? 'server' : 'client', http2);
     if (client !== null) {
       this.subprotocol = client.subprotocol;
       this.extensions = client.extensions;
@@ -180,6 +181,14 @@ export class WebSocket implements AsyncIterable<Message> {
     return (this.parsedCookies ??= parseCookies(typeof header === 'string' ? header : undefined));
   }
 
+  /**
+   * The HTTP version the WebSocket runs over, as Node's `IncomingMessage.httpVersion` names it: `1.1`
+   * for an upgraded connection, `2.0` for an HTTP/2 stream (RFC 8441).
+   */
+  get httpVersion(): '1.1' | '2.0' {
+    return this.#driver.http2 ? '2.0' : '1.1';
+  }
+
   /** The connection's state (see ConnectionState). */
   get state(): ConnectionState {
     return this.#driver.state;
@@ -203,13 +212,13 @@ export class WebSocket implements AsyncIterable<Message> {
     if (!driver.answerable) {
       return Promise.reject(new WebSocketDisconnect(CloseCode.AbnormalClosure, 'the client went away before accept', 'transport'));
     }
-    let response: string;
+    let response: HandshakeResponse;
     const subprotocol = options.subprotocol === undefined ? this.defaultSubprotocol : options.subprotocol;
     const upgrade = this.upgrade!;
     const deflateSettings = this.settings.deflate;
     const agreement = deflateSettings === null ? null : negotiateDeflate(upgrade.extensions, deflateSettings);
     try {
-      response = serializeResponse(acceptResponse(upgrade, { subprotocol, headers: options.headers }, agreement?.response));
+      response = acceptResponse(upgrade, { subprotocol, headers: options.headers }, agreement?.response);
     } catch (error) {
       return Promise.reject(error);
     }
