@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
+  constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
@@ -126,11 +127,11 @@ function refuseStream(stream: ServerHttp2Stream, error: HandshakeError, closeTim
   stream.respond(streamResponseHeaders(response));
   stream.end(response.body);
   // The client may never end its side of the stream: reset it once the answer has had time to go.
-  setTimeout(destroyStream, closeTimeout, stream).unref();
+  setTimeout(cancelStream, closeTimeout, stream).unref();
 }
 
-function destroyStream(stream: Duplex): void {
-  stream.destroy();
+function cancelStream(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
 }
 
 /**

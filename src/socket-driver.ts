@@ -26,7 +26,7 @@
  * the stream (RST_STREAM) instead of the connection; HTTP/2 flow control shows up as the stream's
  * `writableLength` and `drain`, so the backpressure rules above hold per stream unchanged.
  */
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants as http2Constants, type Http2Stream, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
@@ -125,7 +125,7 @@ export class SocketDriver implements ProtocolSink {
   private replyTimer: NodeJS.Timeout | null = null;
   private drainWaiters: (() => void)[] | null = null;
   private held: HeldSend | null = null;
-  /** Output bytes the OS had taken at the last heartbeat: unchanged with output waiting = a stalled peer. */
+  /** Output progress at the last heartbeat (see beat()): none with output waiting = a stalled peer. */
   private flushedAtBeat = 0;
   /** The socket error that ended the connection, if any (the `cause` of its 1006). */
   socketError: Error | null = null;
@@ -345,7 +345,7 @@ export class SocketDriver implements ProtocolSink {
 
   /** Drops the TCP connection at once, without a closing handshake. */
   terminate(): void {
-    this.socket.destroy();
+    destroyTransport(this.socket, this.flags);
   }
 
   /**
@@ -359,9 +359,11 @@ export class SocketDriver implements ProtocolSink {
     if (protocol === null || protocol.state !== 'open') return;
     const socket = this.socket;
     const waiting = socket.writableLength;
-    const flushed = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - waiting : -1;
-    const stalled = waiting > 0 && flushed === this.flushedAtBeat;
-    this.flushedAtBeat = flushed;
+    // Progress of the output since the last beat: bytes the OS took on a socket; on an HTTP/2 stream,
+    // which counts no bytes written, the unsent output not having shrunk (-waiting did not grow).
+    const progress = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - waiting : -waiting;
+    const stalled = waiting > 0 && progress <= this.flushedAtBeat;
+    this.flushedAtBeat = progress;
     if ((this.flags & INBOUND_PAUSED) !== 0 && !stalled) return;
     if ((this.flags & AWAITING_PONG) !== 0) {
       this.close(CloseCode.InternalError, 'heartbeat timeout');
@@ -473,7 +475,7 @@ export class SocketDriver implements ProtocolSink {
     // Paused because the handler is behind, with nothing waiting to go out: the peer is waiting on us.
     if ((this.flags & INBOUND_PAUSED) !== 0 && this.socket.writableLength === 0) return;
     if (this.state === 'open') this.close(CloseCode.GoingAway, 'idle timeout');
-    else this.socket.destroy();
+    else destroyTransport(this.socket, this.flags);
   }
 
   handleDrain(): void {
@@ -623,7 +625,7 @@ export class SocketDriver implements ProtocolSink {
   /** Bounds the closing handshake and the wait for the peer's TCP close (RFC 6455 §7.1.1). */
   private armCloseTimer(): void {
     if (this.closeTimer !== null || (this.flags & SOCKET_CLOSED) !== 0) return;
-    this.closeTimer = setTimeout(destroySocket, this.settings.closeTimeout, this.socket);
+    this.closeTimer = setTimeout(closeTimeoutExpired, this.settings.closeTimeout, this);
   }
 
   private clearHandshakeTimer(): void {
@@ -696,6 +698,15 @@ function handshakeExpired(driver: SocketDriver): void {
   driver.handshakeExpired();
 }
 
-function destroySocket(socket: Duplex): void {
-  socket.destroy();
+function closeTimeoutExpired(driver: SocketDriver): void {
+  driver.terminate();
+}
+
+/**
+ * Ends the transport abruptly: a socket is destroyed (TCP reset or close); an HTTP/2 stream is reset
+ * with CANCEL, RFC 8441 §5's stand-in for a TCP reset (Node's destroy() alone would send NO_ERROR).
+ */
+function destroyTransport(socket: Duplex, flags = 0): void {
+  if ((flags & HTTP2) !== 0 && !socket.destroyed) (socket as Http2Stream).close(http2Constants.NGHTTP2_CANCEL);
+  else socket.destroy();
 }

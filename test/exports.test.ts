@@ -59,8 +59,10 @@ const PROTOCOL = [
   'generateKey',
   'isSendableCloseCode',
   'isValidUtf8',
+  'isWebSocketConnect',
   'mask',
   'negotiateDeflate',
+  'parseConnectRequest',
   'parseExtensionHeader',
   'parseUpgradeRequest',
   'parseWebSocketUrl',
@@ -69,6 +71,7 @@ const PROTOCOL = [
   'resolveDeflateOptions',
   'selectSubprotocol',
   'serializeResponse',
+  'streamResponseHeaders',
   'unmask',
   'verifyResponse',
 ];

@@ -40,6 +40,8 @@ export {
 } from './protocol.ts';
 export {
   parseUpgradeRequest,
+  parseConnectRequest,
+  isWebSocketConnect,
   acceptKey,
   selectSubprotocol,
   acceptResponse,
@@ -61,4 +63,5 @@ export {
   type ReceivedResponse,
 } from '../client-handshake.ts';
 export { serializeResponse } from '../http1.ts';
+export { streamResponseHeaders } from '../http2.ts';
 export type { CloseInitiator } from '../errors.ts';
