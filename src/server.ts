@@ -16,6 +16,7 @@ import {
   constants,
   createSecureServer,
   type Http2SecureServer,
+  type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
@@ -95,7 +96,8 @@ interface Route {
   readonly handler: Handler;
 }
 
-type AnyHttpServer = HttpServer | HttpsServer | Http2SecureServer;
+type Http2AnyServer = Http2SecureServer | Http2Server;
+type AnyHttpServer = HttpServer | HttpsServer | Http2AnyServer;
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 /** What attach() did to a server, undone by the shutdown. */
@@ -149,15 +151,15 @@ function uncountStream(this: CountedStream): void {
 }
 
 /** `node:http2` servers have `updateSettings`; `node:http`/`node:https` servers do not. */
-function isHttp2Server(server: AnyHttpServer): server is Http2SecureServer {
-  return typeof (server as Partial<Http2SecureServer>).updateSettings === 'function';
+function isHttp2Server(server: AnyHttpServer): server is Http2AnyServer {
+  return typeof (server as Partial<Http2AnyServer>).updateSettings === 'function';
 }
 
 /**
  * The settings a `node:http2` server was created with. Node keeps them on a symbol-keyed property and
  * has no public getter; null when that changes, and then attach() can only set, not check.
  */
-function http2ServerSettings(server: Http2SecureServer): { enableConnectProtocol?: boolean } | null {
+function http2ServerSettings(server: Http2AnyServer): { enableConnectProtocol?: boolean } | null {
   const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'options');
   if (key === undefined) return null;
   const options = (server as unknown as Record<symbol, { settings?: { enableConnectProtocol?: boolean } } | undefined>)[key];
@@ -173,13 +175,13 @@ function http2ServerSettings(server: Http2SecureServer): { enableConnectProtocol
  * Returns the undo.
  */
 function interceptStreams(
-  server: Http2SecureServer,
+  server: Http2AnyServer,
   take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean,
 ): () => void {
   const hadOwnEmit = Object.hasOwn(server, 'emit');
   const original = server.emit;
   let active = true;
-  const emit = function (this: Http2SecureServer, event: string | symbol, ...args: unknown[]): boolean {
+  const emit = function (this: Http2AnyServer, event: string | symbol, ...args: unknown[]): boolean {
     if (active && event === 'stream') {
       const headers = args[1] as IncomingHttpHeaders;
       if (isWebSocketConnect(headers) && take(args[0] as ServerHttp2Stream, headers)) return true;
