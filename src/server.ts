@@ -13,7 +13,6 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
-  constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2Server,
@@ -25,7 +24,7 @@ import {
 } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { addAbortSignal, type Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, WebSocketDisconnect, WebSocketException } from './errors.ts';
 import {
@@ -132,9 +131,12 @@ function refuseStream(stream: ServerHttp2Stream, error: HandshakeError, closeTim
   setTimeout(cancelStream, closeTimeout, stream).unref();
 }
 
+/** RST_STREAM with CANCEL (RFC 8441 §5): Node resets a stream destroyed with an AbortError so. */
 function cancelStream(stream: ServerHttp2Stream): void {
-  if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+  if (!stream.destroyed) addAbortSignal(ABORTED, stream);
 }
+
+const ABORTED = AbortSignal.abort();
 
 /**
  * WebSockets one HTTP/2 session carries, kept on the session; the stream keeps its session so the
@@ -382,8 +384,12 @@ export class WebSocketServer {
       closed.push(ws.whenClosed());
     }
     // RFC 9113 §6.8: GOAWAY after the close frames, so no new stream opens on our sessions while the
-    // closing handshakes finish on the open ones.
-    for (const session of this.ownSessions) session.close();
+    // closing handshakes finish on the open ones. nghttp2 sends control frames ahead of DATA queued
+    // with them, so the GOAWAY waits for the frames written this turn to go out.
+    if (this.ownSessions.size > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const session of this.ownSessions) session.close();
+    }
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeout);

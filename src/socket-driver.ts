@@ -26,8 +26,8 @@
  * the stream (RST_STREAM) instead of the connection; HTTP/2 flow control shows up as the stream's
  * `writableLength` and `drain`, so the backpressure rules above hold per stream unchanged.
  */
-import { constants as http2Constants, type Http2Stream, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { ServerHttp2Stream } from 'node:http2';
+import { addAbortSignal, type Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
 import { refusalResponse, type HandshakeResponse } from './handshake.ts';
@@ -62,6 +62,8 @@ const CLOSE_REPLY_GRACE = 1000;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
+/** Destroys a stream with an AbortError (see terminate()). */
+const ABORTED = AbortSignal.abort();
 
 // One bit field instead of eight booleans: idle connections are many, and each field costs 8 bytes.
 const REFUSED = 1 << 0;
@@ -80,6 +82,8 @@ const DRAIN_LISTENING = 1 << 7;
 const CLIENT = 1 << 8;
 /** The transport is an HTTP/2 stream (RFC 8441): the handshake is answered with a header block. */
 const HTTP2 = 1 << 9;
+/** This side reset the stream: the AbortError it then emits is ours, not a peer's fault to report. */
+const RESET = 1 << 10;
 
 /**
  * The driver a socket belongs to. Socket listeners and timers are module-level functions that find
@@ -345,7 +349,15 @@ export class SocketDriver implements ProtocolSink {
 
   /** Drops the TCP connection at once, without a closing handshake. */
   terminate(): void {
-    destroyTransport(this.socket, this.flags);
+    const socket = this.socket;
+    if ((this.flags & HTTP2) === 0 || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    // RFC 8441 §5: an abrupt end is RST_STREAM with CANCEL. Node resets a stream destroyed with an
+    // AbortError with CANCEL (destroy() alone sends NO_ERROR; close(CANCEL) sends END_STREAM first).
+    this.flags |= RESET;
+    addAbortSignal(ABORTED, socket);
   }
 
   /**
@@ -467,7 +479,7 @@ export class SocketDriver implements ProtocolSink {
   }
 
   handleError(error: Error): void {
-    this.socketError ??= error;
+    if ((this.flags & RESET) === 0) this.socketError ??= error;
     this.socket.destroy();
   }
 
@@ -475,7 +487,7 @@ export class SocketDriver implements ProtocolSink {
     // Paused because the handler is behind, with nothing waiting to go out: the peer is waiting on us.
     if ((this.flags & INBOUND_PAUSED) !== 0 && this.socket.writableLength === 0) return;
     if (this.state === 'open') this.close(CloseCode.GoingAway, 'idle timeout');
-    else destroyTransport(this.socket, this.flags);
+    else this.terminate();
   }
 
   handleDrain(): void {
@@ -702,11 +714,3 @@ function closeTimeoutExpired(driver: SocketDriver): void {
   driver.terminate();
 }
 
-/**
- * Ends the transport abruptly: a socket is destroyed (TCP reset or close); an HTTP/2 stream is reset
- * with CANCEL, RFC 8441 §5's stand-in for a TCP reset (Node's destroy() alone would send NO_ERROR).
- */
-function destroyTransport(socket: Duplex, flags = 0): void {
-  if ((flags & HTTP2) !== 0 && !socket.destroyed) (socket as Http2Stream).close(http2Constants.NGHTTP2_CANCEL);
-  else socket.destroy();
-}
