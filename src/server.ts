@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
+  constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2Server,
@@ -127,7 +128,9 @@ function refuseStream(stream: ServerHttp2Stream, error: HandshakeError, closeTim
   const response = refusalResponse(error);
   stream.respond(streamResponseHeaders(response));
   stream.end(response.body);
-  // The client may never end its side of the stream: reset it once the answer has had time to go.
+  // RFC 9113 §8.1: after a complete response, the server may reset the rest of the request with
+  // NO_ERROR (Node sends it once the body is out); the timer drops a stream whose body cannot go out.
+  stream.close(constants.NGHTTP2_NO_ERROR);
   setTimeout(cancelStream, closeTimeout, stream).unref();
 }
 

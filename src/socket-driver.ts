@@ -26,7 +26,7 @@
  * the stream (RST_STREAM) instead of the connection; HTTP/2 flow control shows up as the stream's
  * `writableLength` and `drain`, so the backpressure rules above hold per stream unchanged.
  */
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import { addAbortSignal, type Duplex } from 'node:stream';
 import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
@@ -231,6 +231,8 @@ export class SocketDriver implements ProtocolSink {
       this.socket.end(serializeResponse(response));
     } else if (respondOnStream(this.socket as ServerHttp2Stream, response)) {
       this.socket.end(response.body);
+      // RFC 9113 §8.1: the response is complete; the rest of the request is not wanted.
+      (this.socket as ServerHttp2Stream).close(http2Constants.NGHTTP2_NO_ERROR);
     }
     this.armCloseTimer();
   }
@@ -419,7 +421,15 @@ export class SocketDriver implements ProtocolSink {
   /** The core decided the transport closes now (see ProtocolSink): our FIN, bounded by the close timer. */
   endTransport(): void {
     this.flush();
-    if (!this.socket.destroyed) this.socket.end();
+    const socket = this.socket;
+    if (!socket.destroyed) {
+      socket.end();
+      // On a stream, END_STREAM is our FIN (RFC 8441 §5), but browsers (Chromium) never end their
+      // side after the closing handshake, which would hold the stream for closeTimeout. A server that
+      // has sent its complete response may reset the stream with NO_ERROR (RFC 9113 §8.1): Node sends
+      // it once our END_STREAM is out, and the stream closes as a TCP connection would.
+      if ((this.flags & HTTP2) !== 0) (socket as ServerHttp2Stream).close(http2Constants.NGHTTP2_NO_ERROR);
+    }
     this.armCloseTimer();
   }
 
