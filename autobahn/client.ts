@@ -25,10 +25,28 @@
  * Writes follow Autobahn's three ways of sending: plain writes made in the same turn of the event loop
  * reach the socket as one write ("sent in one chop"); `sync` writes go out one by one with a turn of the
  * event loop after each ("frame-wise chops"); `chop: n` cuts the bytes into writes of n bytes each.
+ *
+ * Over HTTP/2 (`connectHttp2`, the client role only) the transport is an extended CONNECT stream
+ * (RFC 8441) on a session the caller owns, and each write is one or more DATA frames. What TCP does for
+ * the grading, the stream does as RFC 8441 §5 maps it (judgement calls, also in autobahn/README.md):
+ * - the server's TCP close (its FIN) is the server ending its side of the stream (END_STREAM); a TCP
+ *   client socket answers a FIN by ending its own side, and so does this client (END_STREAM back), after
+ *   which the stream is closed. "The server closed TCP" = the stream closed after the server's END_STREAM.
+ * - this client dropping TCP is resetting the stream: RST_STREAM with CANCEL, RFC 8441 §5's code for a
+ *   reset (and not a reset of the session, which would end every other stream on it).
+ * - a stream the server resets (RST_STREAM, any code) without having ended it is a TCP reset: the server
+ *   dropped the connection. That is allowed wherever Autobahn allows "or drop TCP", but it is not a clean
+ *   close: a case that requires one (a complete closing handshake, then the server closing TCP) requires
+ *   END_STREAM. On TCP Autobahn cannot tell a FIN from a reset; on a stream the two are different frames,
+ *   and RFC 8441 names END_STREAM as the orderly close, so this is stricter than Autobahn, never laxer.
+ *   A RST_STREAM(NO_ERROR) *after* the server's END_STREAM is part of the orderly close: our server
+ *   sends it because browsers never end their side (RFC 9113 §8.1 allows it after a complete response).
  */
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
+import { constants as http2Constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { CloseCode, Opcode } from '../src/constants.ts';
 import { acceptKey } from '../src/handshake.ts';
 import { decodeClose, encodeClose } from '../src/protocol/close.ts';
@@ -106,6 +124,19 @@ export interface ConnectTarget {
   readonly path?: string;
 }
 
+/** A server reached over HTTP/2: extended CONNECT streams (RFC 8441) on a session the caller owns. */
+export interface Http2Target {
+  /** An open session whose server sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441 §3). */
+  readonly session: ClientHttp2Session;
+  /** `:authority`, e.g. `127.0.0.1:PORT`. */
+  readonly authority: string;
+  /** `:path`, default `/`. */
+  readonly path?: string;
+}
+
+/** What the connection runs on: a TCP socket after an HTTP/1.1 upgrade, or an HTTP/2 stream. */
+export type Transport = 'tcp' | 'http2';
+
 export interface FrameOptions {
   /** Default true. */
   readonly fin?: boolean;
@@ -129,6 +160,14 @@ const MAX_RECEIVED_FRAME = 1024 * 1024 * 1024;
 const MAX_INFLATED_MESSAGE = 64 * 1024 * 1024;
 /** RSV1 in the first header byte: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6). */
 const RSV1 = 0x40;
+
+function ignore(): void {}
+
+/** The values of a received HTTP/2 header field, as a list (Node gives a string, or an array for a repeated field). */
+function headerValues(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return typeof value === 'string' ? [value] : value;
+}
 
 /** One turn of the event loop, or `ms` milliseconds. */
 const pause = (ms: number | undefined): Promise<void> =>
@@ -184,6 +223,15 @@ export class ConformanceClient {
   peerClosedTcpFirst = false;
   /** Server role: this peer closed TCP after the closing handshake, as a server does. */
   closedTcpByMe = false;
+  /** `tcp`, or `http2` for a connection made by `connectHttp2`. */
+  readonly transport: Transport;
+  /** HTTP/2: the server ended its side of the stream (END_STREAM): what its FIN is on TCP. */
+  serverEndedStream = false;
+  /**
+   * HTTP/2: the server reset the stream (RST_STREAM) without ending it first: what a TCP reset or drop
+   * is on TCP. The RST_STREAM error code as Node reports it (0 is NO_ERROR), or null.
+   */
+  serverResetStream: number | null = null;
 
   state: ClientState = 'open';
   /** True when this client sent a close frame before receiving one. */
@@ -210,7 +258,7 @@ export class ConformanceClient {
   readonly rxFrames = new Map<number, number>();
   bytesSent = 0;
   bytesReceived = 0;
-  /** Resolves when the TCP connection is closed, whoever closed it. */
+  /** Resolves when the TCP connection (HTTP/2: the stream) is closed, whoever closed it. */
   readonly closed: Promise<void>;
   /** permessage-deflate as the server accepted it, or null when no extension is in use. */
   readonly deflate: DeflateCodec | null;
@@ -219,7 +267,8 @@ export class ConformanceClient {
   private readonly masked: boolean;
   /** The other endpoint, in messages: `server` or `client`. */
   private readonly other: PeerRole;
-  private readonly socket: Socket;
+  /** The TCP socket, or the HTTP/2 stream (a ClientHttp2Stream). */
+  private readonly socket: Duplex;
   private readonly timeouts: ClientTimeouts;
   private readonly parser: FrameParser;
   private resolveClosed!: () => void;
@@ -237,8 +286,15 @@ export class ConformanceClient {
   private messageCompressed = false;
   private messagePieces: Buffer[] = [];
 
-  private constructor(socket: Socket, timeouts: ClientTimeouts, deflate: DeflateCodec | null, role: PeerRole = 'client') {
+  private constructor(
+    socket: Duplex,
+    timeouts: ClientTimeouts,
+    deflate: DeflateCodec | null,
+    role: PeerRole = 'client',
+    transport: Transport = 'tcp',
+  ) {
     this.socket = socket;
+    this.transport = transport;
     this.timeouts = timeouts;
     this.deflate = deflate;
     this.role = role;
@@ -318,6 +374,80 @@ export class ConformanceClient {
           'User-Agent: rfc6455-conformance\r\n' +
           '\r\n',
       );
+    });
+  }
+
+  /**
+   * Opens an extended CONNECT stream on an HTTP/2 session (RFC 8441 §4, §5): `:method CONNECT`,
+   * `:protocol websocket`, `:scheme https`, `:path`, `:authority` and `sec-websocket-version: 13`, with
+   * the permessage-deflate `offers` as `sec-websocket-extensions`. The server must answer `:status 200`
+   * (RFC 8441 §5; there is no Sec-WebSocket-Key or -Accept on HTTP/2) and, when `offers` are given,
+   * answer them as on HTTP/1.1 (RFC 7692 §5). The stream then carries the frames in both directions.
+   */
+  static connectHttp2(target: Http2Target, timeouts: Partial<ClientTimeouts> = {}, offers: readonly DeflateOffer[] = []): Promise<ConformanceClient> {
+    const settings: ClientTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    return new Promise<ConformanceClient>((resolve, reject) => {
+      const session = target.session;
+      if (session.closed || session.destroyed) {
+        reject(new HandshakeFailed('the HTTP/2 session is closed'));
+        return;
+      }
+      let stream: ClientHttp2Stream;
+      try {
+        stream = session.request(
+          {
+            ':method': 'CONNECT',
+            ':protocol': 'websocket',
+            ':scheme': 'https',
+            ':path': target.path ?? '/',
+            ':authority': target.authority,
+            'sec-websocket-version': '13',
+            ...(offers.length === 0 ? {} : { 'sec-websocket-extensions': formatOffers(offers) }),
+            'user-agent': 'rfc6455-conformance',
+          },
+          { endStream: false },
+        );
+      } catch (error) {
+        reject(new HandshakeFailed(`the session refused the extended CONNECT: ${error instanceof Error ? error.message : String(error)}`));
+        return;
+      }
+      const detach = (): void => {
+        clearTimeout(timer);
+        stream.off('response', onResponse);
+        stream.off('error', onError);
+        stream.off('close', onClose);
+      };
+      const abort = (error: HandshakeFailed | unknown): void => {
+        detach();
+        // RFC 6455 §4.1: a client that does not accept the answer fails the connection; on a stream
+        // that is RST_STREAM (CANCEL, RFC 8441 §5), which leaves the session and its other streams alone.
+        stream.on('error', ignore);
+        if (!stream.closed) stream.close(http2Constants.NGHTTP2_CANCEL);
+        reject(error);
+      };
+      const timer = setTimeout(() => abort(new HandshakeFailed(`no answer to the extended CONNECT within ${settings.open} ms`)), settings.open);
+      const onError = (error: Error): void => abort(new HandshakeFailed(`the stream failed: ${error.message}`));
+      const onClose = (): void =>
+        abort(new HandshakeFailed(`the stream closed before an answer (RST_STREAM code ${String(stream.rstCode)})`));
+      const onResponse = (headers: IncomingHttpHeaders & { ':status'?: number }): void => {
+        let deflate: DeflateCodec | null = null;
+        try {
+          const status = headers[':status'];
+          if (status !== 200) throw new HandshakeFailed(`the server answered the extended CONNECT with :status ${String(status)}`);
+          const parameters = negotiate(offers, headerValues(headers['sec-websocket-extensions']));
+          if (parameters !== null) deflate = new DeflateCodec(parameters, MAX_INFLATED_MESSAGE);
+        } catch (error) {
+          abort(error instanceof InvalidExtensionResponse ? new HandshakeFailed(`invalid sec-websocket-extensions answer: ${error.message}`) : error);
+          return;
+        }
+        detach();
+        const client = new ConformanceClient(stream, settings, deflate, 'client', 'http2');
+        client.attach(EMPTY);
+        resolve(client);
+      };
+      stream.on('response', onResponse);
+      stream.on('error', onError);
+      stream.on('close', onClose);
     });
   }
 
@@ -454,7 +584,7 @@ export class ConformanceClient {
 
   /** Writes raw bytes, in order with everything sent before. Ignored once the connection is closed. */
   write(bytes: Buffer, options: WriteOptions = {}): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.streamUnwritable()) return;
     const chop = options.chop ?? 0;
     if (chop > 0) {
       this.enqueue(async () => {
@@ -500,9 +630,17 @@ export class ConformanceClient {
     else this.drop('the case timed out while closing: this client dropped TCP');
   }
 
-  /** Drops the TCP connection at once. */
+  /** Drops the TCP connection at once (HTTP/2: resets the stream, RST_STREAM with CANCEL). */
   drop(reason: string): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
+    if (this.transport === 'http2') {
+      const stream = this.socket as ClientHttp2Stream;
+      if (stream.closed) return;
+      this.droppedByMe = true;
+      this.wasNotCleanReason ??= reason;
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      return;
+    }
     this.droppedByMe = true;
     this.wasNotCleanReason ??= reason;
     this.socket.destroy();
@@ -513,7 +651,8 @@ export class ConformanceClient {
    * client did not have to drop it; as a server, the client did not close it first (RFC 6455 §7.1.1).
    */
   get wasClean(): boolean {
-    return this.closeSent && this.closeReceived && !this.droppedByMe && !this.peerClosedTcpFirst;
+    // HTTP/2: the server must end the stream (END_STREAM), not reset it (see the top of this file).
+    return this.closeSent && this.closeReceived && !this.droppedByMe && !this.peerClosedTcpFirst && this.serverResetStream === null;
   }
 
   // ---------------------------------------------------------------- internals
@@ -522,9 +661,10 @@ export class ConformanceClient {
     const socket = this.socket;
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (error: Error) => {
-      this.wasNotCleanReason ??= `socket error: ${error.message}`;
+      this.wasNotCleanReason ??= `${this.transport === 'http2' ? 'stream' : 'socket'} error: ${error.message}`;
     });
     socket.on('close', () => this.onSocketClose());
+    if (this.transport === 'http2') socket.on('end', () => this.onStreamEnd());
     if (this.role === 'server') {
       socket.on('end', () => {
         if (this.closedTcpByMe) return;
@@ -662,7 +802,7 @@ export class ConformanceClient {
     this.closedTcpByMe = true;
     this.uncork();
     // A FIN once everything is written, then the socket is closed.
-    this.socket.destroySoon();
+    (this.socket as Socket).destroySoon();
   }
 
   private protocolViolation(message: string): void {
@@ -681,9 +821,31 @@ export class ConformanceClient {
       });
   }
 
+  /**
+   * HTTP/2: the server ended its side of the stream (END_STREAM, its FIN on TCP). Node reports a stream
+   * the server reset (RST_STREAM) with 'end' too, but only after marking it aborted; that one is told
+   * apart when the stream closes (onSocketClose). A TCP client socket answers the server's FIN by ending
+   * its own side (allowHalfOpen false), and an HTTP/2 stream does not, so this ends ours (END_STREAM), once
+   * what was written before has gone; the stream is then closed in both directions, the server having
+   * closed first (RFC 6455 §7.1.1).
+   */
+  private onStreamEnd(): void {
+    const stream = this.socket as ClientHttp2Stream;
+    if (!stream.aborted && !stream.closed) this.serverEndedStream = true;
+    this.uncork();
+    if (!stream.writableEnded && !stream.closed) stream.end();
+  }
+
+  /** HTTP/2: our side of the stream is ended or the stream is closed, so nothing more can be written. */
+  private streamUnwritable(): boolean {
+    if (this.transport !== 'http2') return false;
+    const stream = this.socket as ClientHttp2Stream;
+    return stream.writableEnded || stream.closed || stream.destroyed;
+  }
+
   /** Writes on its own: whatever was coalesced before goes first. */
   private writeNow(bytes: Buffer): void {
-    if (this.state === 'closed' || this.socket.destroyed) return;
+    if (this.state === 'closed' || this.socket.destroyed || this.streamUnwritable()) return;
     this.uncork();
     this.bytesSent += bytes.length;
     this.socket.write(bytes);
@@ -707,6 +869,12 @@ export class ConformanceClient {
   }
 
   private onSocketClose(): void {
+    if (this.transport === 'http2' && !this.droppedByMe && !this.serverEndedStream) {
+      // The stream closed without the server's END_STREAM and without our reset: the server reset it.
+      const stream = this.socket as ClientHttp2Stream;
+      this.serverResetStream = stream.rstCode ?? http2Constants.NGHTTP2_NO_ERROR;
+      this.wasNotCleanReason ??= `the server reset the stream (RST_STREAM code ${this.serverResetStream}) instead of ending it (END_STREAM)`;
+    }
     this.state = 'closed';
     this.parser.stop();
     this.clearCloseTimer();

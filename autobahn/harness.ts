@@ -25,9 +25,13 @@
  * closing handshake, so this peer dropping TCP is no fault of the client (no FAILED BY CLIENT for it);
  * instead a clean close also requires the client to leave closing TCP to the server (RFC 6455 §7.1.1),
  * and anything the client under test throws fails the case.
+ *
+ * Over HTTP/2 (`http2` instead of `target`) each case runs on an extended CONNECT stream (RFC 8441)
+ * instead of a TCP connection, graded by the same rules: "TCP" above then means the stream, the
+ * server's close of it being its END_STREAM and a drop a RST_STREAM (client.ts says how, and why).
  */
 import { CloseCode } from '../src/constants.ts';
-import { ConformanceClient, type ClientTimeouts, type ConnectTarget, type Observed, type ObservedMessage } from './client.ts';
+import { ConformanceClient, type ClientTimeouts, type ConnectTarget, type Http2Target, type Observed, type ObservedMessage } from './client.ts';
 import { describeParameters, type DeflateOffer } from './deflate-negotiation.ts';
 
 export const Behavior = {
@@ -143,6 +147,8 @@ export interface CaseResult {
   readonly extension: string | null;
   /** Against a client: how the connection ended on the side of the client under test. */
   readonly testee?: string;
+  /** Over HTTP/2: how the stream ended (END_STREAM or RST_STREAM, and by whom). */
+  readonly stream?: string;
 }
 
 /** The client under test, for the replay against a client: the peer is then the server. */
@@ -170,6 +176,11 @@ export interface TesteeOutcome {
 export interface RunCaseOptions {
   /** The server under test: the peer connects to it as a client. */
   readonly target?: ConnectTarget;
+  /**
+   * Or the server under test over HTTP/2: each case is an extended CONNECT stream (RFC 8441) on this
+   * target's session, instead of a TCP connection (client.ts says how the TCP events map to the stream).
+   */
+  readonly http2?: Http2Target;
   /** The client under test, instead of `target`: the peer accepts its connection as the server. */
   readonly testee?: ClientUnderTest;
   /** Multiplies deliberate waits (default 1, Autobahn's timing). */
@@ -207,12 +218,16 @@ export function describeEvent(event: Observed): string {
 
 /** Runs one case on a fresh connection and grades it. Never throws for a misbehaving server. */
 export async function runCase(definition: ConformanceCase, options: RunCaseOptions): Promise<CaseResult> {
-  const { target, testee: clientUnderTest } = options;
-  if (target === undefined && clientUnderTest === undefined) throw new TypeError('runCase needs a target (a server) or a testee (a client)');
+  const { target, http2, testee: clientUnderTest } = options;
+  if (target === undefined && http2 === undefined && clientUnderTest === undefined) {
+    throw new TypeError('runCase needs a target or an http2 target (a server) or a testee (a client)');
+  }
   let client: ConformanceClient;
   let testee: TesteeConnection | null = null;
   try {
-    if (clientUnderTest === undefined) {
+    if (http2 !== undefined) {
+      client = await ConformanceClient.connectHttp2(http2, options.timeouts, definition.offers);
+    } else if (clientUnderTest === undefined) {
       client = await ConformanceClient.connect(target!, options.timeouts, definition.offers);
     } else {
       testee = await clientUnderTest.open(definition, options.timeouts ?? {});
@@ -331,7 +346,16 @@ export async function runCase(definition: ConformanceCase, options: RunCaseOptio
     violation: client.violation,
     extension: client.deflate === null ? null : describeParameters(client.deflate.parameters),
     ...(outcome === null ? {} : { testee: outcome.summary }),
+    ...(client.transport === 'http2' ? { stream: describeStreamEnd(client) } : {}),
   };
+}
+
+/** How an HTTP/2 case's stream ended, for the report. */
+function describeStreamEnd(client: ConformanceClient): string {
+  if (client.droppedByMe) return 'reset by this client (RST_STREAM CANCEL)';
+  if (client.serverResetStream !== null) return `reset by the server (RST_STREAM code ${client.serverResetStream}) before END_STREAM`;
+  if (client.serverEndedStream) return 'ended by the server (END_STREAM), then by this client';
+  return 'closed without END_STREAM or RST_STREAM seen';
 }
 
 function grade(

@@ -4,9 +4,10 @@
  * the lines `npm run conformance` prints.
  */
 import type { AddressInfo } from 'node:net';
+import type { SecureServerOptions } from 'node:http2';
 import { serve, type WebSocketServer } from '../src/index.ts';
 import { ALL_CASES, SECTIONS, sectionOf } from './cases/index.ts';
-import type { ConnectTarget } from './client.ts';
+import type { ConnectTarget, Http2Target } from './client.ts';
 import type { ExpectedResults } from './expected.ts';
 import {
   Behavior,
@@ -38,6 +39,8 @@ export function selectCases(selection: Selection = {}, all: readonly Conformance
 export interface SuiteOptions {
   /** The server under test. */
   readonly target?: ConnectTarget;
+  /** Or the server under test over HTTP/2: every case is a stream on this target's one session. */
+  readonly http2?: Http2Target;
   /** Or the client under test (the replay against a client, testee.ts). */
   readonly testee?: ClientUnderTest;
   /** Multiplies the cases' deliberate waits; 1 is Autobahn's timing. */
@@ -49,8 +52,13 @@ export interface SuiteOptions {
 /** Runs the cases one after the other (several cases measure timing). */
 export async function runSuite(cases: readonly ConformanceCase[], options: SuiteOptions): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
-  const { target, testee } = options;
-  const runOptions: RunCaseOptions = { ...(target === undefined ? {} : { target }), ...(testee === undefined ? {} : { testee }), timeScale: options.timeScale ?? 1 };
+  const { target, http2, testee } = options;
+  const runOptions: RunCaseOptions = {
+    ...(target === undefined ? {} : { target }),
+    ...(http2 === undefined ? {} : { http2 }),
+    ...(testee === undefined ? {} : { testee }),
+    timeScale: options.timeScale ?? 1,
+  };
   for (const definition of cases) {
     const result = await runCase(definition, runOptions);
     results.push(result);
@@ -62,14 +70,21 @@ export async function runSuite(cases: readonly ConformanceCase[], options: Suite
 /**
  * The server `npm start` runs, in this process: an echo handler, messages up to 64 MiB (the largest
  * Autobahn messages are 16 MiB), permessage-deflate (sections 12 and 13), on 127.0.0.1 and a free port.
+ * With `tls`, the same server speaks `wss://`, over HTTP/1.1 and HTTP/2 on one port (http2.ts).
  */
-export async function startEchoServer(): Promise<{ server: WebSocketServer; target: ConnectTarget }> {
+export async function startEchoServer(options: { readonly tls?: SecureServerOptions } = {}): Promise<{ server: WebSocketServer; target: ConnectTarget }> {
   const server = await serve(
     async (ws) => {
       await ws.accept();
       for await (const message of ws) await ws.send(message);
     },
-    { port: 0, host: '127.0.0.1', maxMessageSize: 64 * 1024 * 1024, perMessageDeflate: true },
+    {
+      port: 0,
+      host: '127.0.0.1',
+      maxMessageSize: 64 * 1024 * 1024,
+      perMessageDeflate: true,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+    },
   );
   const address = server.address() as AddressInfo;
   return { server, target: { host: '127.0.0.1', port: address.port } };

@@ -1,14 +1,17 @@
 /**
  * The Autobahn conformance suite in `npm test`: the quick selection (every section, small sizes, the
- * deliberate waits shortened) against an in-process echo server, and the same selection the other way
+ * deliberate waits shortened) against an in-process echo server, its sections 1-7 again over HTTP/2
+ * (RFC 8441: one session, an extended CONNECT stream per case), and the same selection the other way
  * round against our client (the replay as the server, as Autobahn's fuzzingserver), each case OK as
- * expected-results.json requires; the replay client's permessage-deflate (negotiation, codec, window
- * check) against zlib and `ws`, and the replay server's acceptance of offers; and `autobahn:check` on
- * small synthetic Autobahn reports.
+ * expected-results.json requires; the HTTP/2 grading against raw HTTP/2 servers that end a stream
+ * wrongly; the replay client's permessage-deflate (negotiation, codec, window check) against zlib and
+ * `ws`, and the replay server's acceptance of offers; and `autobahn:check` on small synthetic Autobahn
+ * reports.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as http2Constants, createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +36,7 @@ import {
   type DeflateParameters,
 } from '../autobahn/deflate-negotiation.ts';
 import { loadExpectedResults, parseExpectedResults } from '../autobahn/expected.ts';
+import { closeHttp2Session, FIXTURE_TLS, openHttp2Session, startHttp2EchoServer, type SessionWatch } from '../autobahn/http2.ts';
 import { matchesCasePattern, passes, runCase, type CaseResult, type ConformanceCase } from '../autobahn/harness.ts';
 import { findRegressions, runSuite, selectCases, startEchoServer } from '../autobahn/suite.ts';
 import { echoClient as echoClientFor, startClientTestee, type ClientTestee, type TesteeClient } from '../autobahn/testee.ts';
@@ -40,6 +44,7 @@ import { serve, type WebSocketServer } from '../src/index.ts';
 import { acceptKey } from '../src/protocol/index.ts';
 import { compress, FLUSH_TAIL, flushThrough, inflate } from './helpers/deflate.ts';
 import { buildFrame, readFrames, serverFrame } from './helpers/frames.ts';
+import { until } from './helpers/server.ts';
 
 const expected = loadExpectedResults();
 
@@ -80,6 +85,50 @@ describe('Autobahn conformance, quick selection, against the echo server', () =>
     assert.deepEqual(findRegressions(results, expected), []);
     for (const c of selectCases()) assert.ok(expected.cases.has(c.id), `${c.id} is not listed`);
     assert.equal(expected.cases.size, selectCases().length);
+  });
+});
+
+describe('Autobahn conformance over HTTP/2, quick selection of sections 1-7, against the echo server', () => {
+  // Sections 1-7 are framing, identical on a stream; one session carries every case (autobahn/http2.ts).
+  const sections = ['1', '2', '3', '4', '5', '6', '7'];
+  const quick = selectCases({ quick: true }).filter((c) => sections.includes(sectionOf(c.id)));
+  let server: WebSocketServer;
+  let watch: SessionWatch;
+  let results: CaseResult[] = [];
+
+  before(async () => {
+    const started = await startHttp2EchoServer();
+    server = started.server;
+    const opened = await openHttp2Session(started.port);
+    watch = opened.watch;
+    results = await runSuite(quick, { http2: opened.target, timeScale: 0.25 });
+  });
+
+  after(async () => {
+    await closeHttp2Session(watch.session);
+    await server.close({ timeout: 1000 });
+  });
+
+  test('every case is as expected-results.json requires: the file HTTP/1.1 is held to', () => {
+    assert.ok(quick.length > 200, `${quick.length} cases`);
+    assert.deepEqual([...new Set(results.map((r) => sectionOf(r.id)))], sections);
+    const wrong = results
+      .filter((r) => !passes(r, expected.cases.get(r.id) ?? []))
+      .map((r) => `${r.id}: ${r.behavior} / close ${r.behaviorClose} (${r.result} ${r.resultClose}; stream ${r.stream})`);
+    assert.deepEqual(wrong, []);
+    assert.deepEqual(findRegressions(results, expected), []);
+    const total = results.reduce((sum, r) => sum + r.duration, 0);
+    assert.ok(total < 30_000, `the quick cases took ${total} ms`);
+  });
+
+  test('one session carried every case and survived them all; the server ended every stream with END_STREAM', async () => {
+    assert.equal(watch.streams, quick.length);
+    assert.equal(watch.problem(), null);
+    // Every stream's connection is gone from the server too: none is left open on the shared session.
+    await until(() => server.clients.size === 0, 2000, 'the server to forget every stream');
+    // RFC 8441 §5: the orderly close is END_STREAM; the server reset no stream, not even after failing one.
+    const notEnded = results.filter((r) => r.stream !== 'ended by the server (END_STREAM), then by this client');
+    assert.deepEqual(notEnded.map((r) => `${r.id}: ${r.stream}`), []);
   });
 });
 
@@ -201,6 +250,69 @@ describe('the grading catches a misbehaving server', () => {
     const violation = await runCase(byId('3.1'), { target: { host: '127.0.0.1', port: portOf(masking) }, timeouts: fast });
     assert.equal(violation.behavior, 'FAILED');
     assert.match(violation.result, /masked/);
+  });
+});
+
+/**
+ * A raw HTTP/2 server for the grading: answers every extended CONNECT with 200 (or `status`) and answers
+ * the client's close frame with a close frame (1000); `then` decides what becomes of the stream after.
+ */
+async function rawHttp2Server(then: (stream: ServerHttp2Stream) => void, status = 200): Promise<Http2SecureServer> {
+  const server = createSecureServer({ ...FIXTURE_TLS, settings: { enableConnectProtocol: true } });
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': status });
+    if (status !== 200) {
+      stream.end();
+      return;
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if ((chunk[0]! & 0x0f) !== 0x8) return;
+      stream.write(Buffer.of(0x88, 0x02, 0x03, 0xe8));
+      then(stream);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+describe('the grading over HTTP/2 holds the stream to the close of a TCP connection', () => {
+  const run = async (t: { after(fn: () => Promise<void>): void }, server: Http2SecureServer, timeouts = fast): Promise<CaseResult> => {
+    const { target, watch } = await openHttp2Session((server.address() as AddressInfo).port);
+    t.after(async () => {
+      await closeHttp2Session(watch.session, 200);
+      server.close();
+    });
+    return runCase(byId('7.3.3'), { http2: target, timeouts });
+  };
+
+  test('END_STREAM after the closing handshake is the server closing TCP: a clean close', async (t) => {
+    const result = await run(t, await rawHttp2Server((stream) => stream.end()));
+    assert.deepEqual([result.behavior, result.behaviorClose, result.wasClean, result.remoteCloseCode], ['OK', 'OK', true, 1000]);
+    assert.equal(result.stream, 'ended by the server (END_STREAM), then by this client');
+  });
+
+  test('a RST_STREAM instead of END_STREAM is a dropped connection: UNCLEAN where a clean close is required', async (t) => {
+    // The close frame goes out first; the reset comes while the client waits for END_STREAM (up to 5 s).
+    const server = await rawHttp2Server((stream) => setTimeout(() => stream.destroy(), 50));
+    const result = await run(t, server, { closeHandshake: 5000, serverDrop: 5000 });
+    assert.deepEqual([result.behaviorClose, result.wasClean, result.remoteCloseCode, result.droppedByMe], ['UNCLEAN', false, 1000, false]);
+    assert.match(result.stream!, /^reset by the server \(RST_STREAM/);
+  });
+
+  test('a server that never ends the stream is reset by the client (RST_STREAM CANCEL) after the timeout', async (t) => {
+    let rstCode: number | undefined;
+    const result = await run(t, await rawHttp2Server((stream) => stream.on('close', () => (rstCode = stream.rstCode))));
+    assert.deepEqual([result.behaviorClose, result.wasServerConnectionDropTimeout, result.droppedByMe], ['UNCLEAN', true, true]);
+    assert.equal(result.stream, 'reset by this client (RST_STREAM CANCEL)');
+    await until(() => rstCode !== undefined, 1000, 'the server stream to close');
+    assert.equal(rstCode, http2Constants.NGHTTP2_CANCEL);
+  });
+
+  test('an extended CONNECT answered with anything but 200 fails the opening handshake', async (t) => {
+    const result = await run(t, await rawHttp2Server(() => undefined, 403));
+    assert.deepEqual([result.behavior, result.behaviorClose], ['FAILED', 'FAILED']);
+    assert.match(result.result, /:status 403/);
   });
 });
 
