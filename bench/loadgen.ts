@@ -182,16 +182,16 @@ function serverFrame(payload: Buffer, opcode: number, into: Buffer, offset: numb
 
 /**
  * V variants laid out twice: `starts[v]` is where frame v begins (v < 2V), `starts[2V]` the end, and
- * the period (bytes of V frames) is `starts[V]`.
+ * the period (bytes of V frames) is `starts[V]`. (Also the frames of bench/http2-load.ts.)
  */
-interface FrameRing {
+export interface FrameRing {
   readonly bytes: Buffer;
   readonly starts: Int32Array;
   readonly variants: number;
   readonly period: number;
 }
 
-function buildRings(size: number, text: boolean, variants: number, seed: number, tcp: boolean): { send: FrameRing; expect: FrameRing } {
+export function buildRings(size: number, text: boolean, variants: number, seed: number, tcp: boolean): { send: FrameRing; expect: FrameRing } {
   const random = xorshift(seed);
   const opcode = text ? OPCODE_TEXT : OPCODE_BINARY;
   const clientSize = headerSize(size) + 4 + size;
@@ -221,7 +221,7 @@ function buildRings(size: number, text: boolean, variants: number, seed: number,
 }
 
 /** Enough variants that one write can replace every message in flight, and a read is checked in few compares. */
-function variantCount(size: number, inFlight: number): number {
+export function variantCount(size: number, inFlight: number): number {
   const wanted = size >= 64 * 1024 ? 4 : Math.ceil((16 * 1024) / (size + 14));
   return Math.max(4, inFlight, Math.min(wanted, 1024));
 }

@@ -3,7 +3,7 @@
  *
  *   npm run bench                       every section, full length
  *   npm run bench -- --quick            short samples (also BENCH_QUICK=1); micro finishes in < 60 s
- *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate, client
+ *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate, client, http2
  *   npm run bench -- --filter=parse     only the groups whose title starts with one of these prefixes
  *   npm run bench -- --check            exit with status 1 when a section reports a missed target
  *
@@ -19,6 +19,7 @@ import { runClient } from './client.ts';
 import { runDeflate } from './deflate.ts';
 import { runE2e } from './e2e.ts';
 import { formatGroup } from './harness.ts';
+import { runHttp2 } from './http2.ts';
 import { runMemory } from './memory.ts';
 import { bufferutilInfo, formatTargets, runMicro } from './micro.bench.ts';
 
@@ -87,6 +88,15 @@ export const SECTIONS: readonly Section[] = [
     description: "client throughput against one rfc6455 echo server: our client beside ws's (with and without bufferutil) and the raw load generator (bench/client.ts)",
     async run(context) {
       const { results, missedTargets } = await runClient({ quick: context.quick, filter: context.filter, print: context.print });
+      return { results, missedTargets };
+    },
+  },
+  {
+    name: 'http2',
+    description:
+      'WebSockets over HTTP/2 (RFC 8441) beside HTTP/1.1, both with TLS, one rfc6455 server: echo throughput of N streams on one session vs N TLS connections, handshake latency (bench/http2.ts)',
+    async run(context) {
+      const { results, missedTargets } = await runHttp2({ quick: context.quick, filter: context.filter, print: context.print });
       return { results, missedTargets };
     },
   },

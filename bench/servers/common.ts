@@ -11,6 +11,7 @@
  * - after BENCH_SERVER_LIFETIME_MS (default 15 minutes), whatever happens.
  * Run by hand (no IPC), it prints its address and runs until interrupted or its lifetime ends.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** The only address the benchmark servers listen on. */
@@ -26,6 +27,18 @@ export const DEFLATE_THRESHOLD = 256;
 
 export function deflateRequested(): boolean {
   return process.env['BENCH_DEFLATE'] === '1';
+}
+
+/**
+ * With BENCH_TLS_KEY and BENCH_TLS_CERT (PEM file paths) in its environment, an echo server listens
+ * with TLS (`wss://`): the rfc6455 server then serves HTTP/1.1 upgrades and HTTP/2 extended CONNECT
+ * (RFC 8441) on one port, as `listen({ tls })` does for users. Null without them.
+ */
+export function tlsRequested(): { readonly key: Buffer; readonly cert: Buffer } | null {
+  const key = process.env['BENCH_TLS_KEY'];
+  const cert = process.env['BENCH_TLS_CERT'];
+  if (key === undefined || key === '' || cert === undefined || cert === '') return null;
+  return { key: readFileSync(key), cert: readFileSync(cert) };
 }
 
 /** The message a server sends once it listens. */

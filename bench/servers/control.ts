@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ListeningMessage, StatsMessage } from './common.ts';
 
-export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'rfc6455-deflate' | 'ws-deflate';
+export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'rfc6455-deflate' | 'ws-deflate' | 'rfc6455-tls';
 
 export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   rfc6455: 'rfc6455',
@@ -31,6 +31,7 @@ export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   tcp: 'plain TCP echo',
   'rfc6455-deflate': 'rfc6455, deflate',
   'ws-deflate': 'ws + bufferutil, deflate',
+  'rfc6455-tls': 'rfc6455, TLS (HTTP/1.1 + HTTP/2)',
 };
 
 /** The servers that offer permessage-deflate (RFC 7692): the same echo scripts, told by BENCH_DEFLATE=1. */
@@ -44,7 +45,17 @@ const SCRIPTS: Readonly<Record<ServerKind, string>> = {
   tcp: 'tcp-echo',
   'rfc6455-deflate': 'rfc6455-echo',
   'ws-deflate': 'ws-echo',
+  'rfc6455-tls': 'rfc6455-echo',
 };
+
+/**
+ * The key and certificate of the TLS server (`rfc6455-tls`): the tests' self-signed fixture (RSA 2048,
+ * CN localhost, SAN 127.0.0.1), read, never written. Clients trust `cert` as their CA.
+ */
+export const TLS_FIXTURES = {
+  key: join(here, '..', '..', 'test', 'fixtures', 'key.pem'),
+  cert: join(here, '..', '..', 'test', 'fixtures', 'cert.pem'),
+} as const;
 
 /** Where tsc puts the compiled servers and library (bench/.build, ignored by git). */
 export const BUILD_DIR = join(here, '..', '.build');
@@ -60,9 +71,9 @@ export function serverRuntime(): ServerRuntime {
 let built = false;
 
 /**
- * Compiles bench/servers/*.ts, the client section's child (bench/client-load.ts) and the library they
- * import to bench/.build (once per process, about 2 s). Type errors do not stop it (`--noCheck`:
- * `npm test` type-checks); a failed emit throws.
+ * Compiles bench/servers/*.ts, the client and http2 sections' children (bench/client-load.ts,
+ * bench/http2-load.ts) and the library they import to bench/.build (once per process, about 2 s).
+ * Type errors do not stop it (`--noCheck`: `npm test` type-checks); a failed emit throws.
  */
 export function buildServers(): void {
   if (built || serverRuntime() === 'tsx') return;
@@ -179,6 +190,13 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   else delete env['WS_NO_BUFFER_UTIL'];
   if (DEFLATE_SERVERS.has(kind)) env['BENCH_DEFLATE'] = '1';
   else delete env['BENCH_DEFLATE'];
+  if (kind === 'rfc6455-tls') {
+    env['BENCH_TLS_KEY'] = TLS_FIXTURES.key;
+    env['BENCH_TLS_CERT'] = TLS_FIXTURES.cert;
+  } else {
+    delete env['BENCH_TLS_KEY'];
+    delete env['BENCH_TLS_CERT'];
+  }
   // taskset execs node in its own place, so the PID stays node's.
   const command = options.cpuList === undefined ? [process.execPath, ...nodeArgs] : ['taskset', '-c', options.cpuList, process.execPath, ...nodeArgs];
   // `exec` keeps the PID and the IPC descriptor; the ulimit only raises the soft limit up to the hard one.
