@@ -349,7 +349,7 @@ export class SocketDriver implements ProtocolSink {
     this.armCloseTimer();
   }
 
-  /** Drops the TCP connection at once, without a closing handshake. */
+  /** Drops the TCP connection (on HTTP/2: resets the stream) at once, without a closing handshake. */
   terminate(): void {
     const socket = this.socket;
     if ((this.flags & HTTP2) === 0 || socket.destroyed) {
@@ -723,4 +723,3 @@ function handshakeExpired(driver: SocketDriver): void {
 function closeTimeoutExpired(driver: SocketDriver): void {
   driver.terminate();
 }
-

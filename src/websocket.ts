@@ -405,7 +405,7 @@ export class WebSocket implements AsyncIterable<Message> {
     }));
   }
 
-  /** Drops the TCP connection at once, without a closing handshake. */
+  /** Drops the TCP connection at once, without a closing handshake (on HTTP/2: resets the stream with CANCEL). */
   terminate(): void {
     this.#driver.terminate();
   }
