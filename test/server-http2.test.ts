@@ -1318,6 +1318,21 @@ describe('h2c and the heartbeat', () => {
     assert.deepEqual(parseClosePayload(frame.payload), { code: 1011, reason: 'heartbeat timeout' });
     assert.deepEqual(states, ['closing']);
   });
+
+  test('idleTimeout closes a quiet stream with 1001 "idle timeout" and ends it; the session stays up', async (t) => {
+    const env = new Env(t);
+    const { port } = await env.serve(echo, { idleTimeout: 150 });
+    const client = await env.session(port);
+    const ws = await env.raw(client, '/');
+    await ws.echo('then nothing');
+    const started = Date.now();
+    assert.deepEqual(await ws.expectClose(2000), { code: 1001, reason: 'idle timeout' });
+    assert.ok(Date.now() - started >= 100, `closed after the idle time, not at once (${Date.now() - started} ms)`);
+    ws.close(1001);
+    await ws.finish();
+    assert.equal(client.session.closed, false, 'the session carries on');
+    await (await env.raw(client, '/again')).echo('a new stream');
+  });
 });
 
 describe('bad input from the network over HTTP/2', () => {
