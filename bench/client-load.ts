@@ -21,13 +21,13 @@
  * `result` per scenario, `done`. It connects only to 127.0.0.1, and exits by itself when its deadline
  * passes or when the parent goes away.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { LOOPBACK, runLoad, xorshift } from './loadgen.ts';
+import { allowedCpus, describe, within } from './shared.ts';
 import { MAX_REPORTED_ERRORS } from './workers.ts';
 
 export type ClientKind = 'rfc6455' | 'rfc6455-events' | 'ws' | 'ws-no-bufferutil' | 'raw';
@@ -174,23 +174,6 @@ interface BenchConnection {
 
 type Opener = (port: number, traffic: Traffic) => Promise<BenchConnection>;
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function url(port: number): string {
   return `ws://${LOOPBACK}:${port}/`;
 }
@@ -336,15 +319,6 @@ async function measureRaw(plan: ClientPlan, scenario: ClientScenario): Promise<C
     verified: result.verified,
     errors: result.errors,
   };
-}
-
-/** The CPUs this process may run on (Linux), e.g. `1`. */
-function allowedCpus(): string | null {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function libraryInfo(kind: ClientKind): Record<string, unknown> {

@@ -28,17 +28,15 @@
  *   BENCH_CLIENT_ROUNDS=3 BENCH_CLIENT_WARMUP_MS=400 BENCH_CLIENT_DURATION_MS=1500
  *   BENCH_CLIENT_KINDS=rfc6455,rfc6455-events,ws,ws-no-bufferutil,raw
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import type { ClientKind, ClientPlan, ClientReport, ClientResult, ClientScenario } from './client-load.ts';
 import { formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
-import { envNumber, roundedLoad, type SectionRun } from './section.ts';
+import { envNumber, loadScript, roundedLoad, sectionMain, type SectionRun } from './section.ts';
+import { allowedCpus, pinningAvailable, type Pinning } from './shared.ts';
 import type { StatsMessage } from './servers/common.ts';
-import { BUILD_DIR, buildServers, serverRuntime, sourceRevision, startServer, usageBetween, type ServerHandle } from './servers/control.ts';
+import { sourceRevision, startServer, usageBetween, type ServerHandle } from './servers/control.ts';
 
 export type { ClientKind, ClientScenario } from './client-load.ts';
 
@@ -73,12 +71,6 @@ export const FULL_CLIENT: ClientOptions = { rounds: 3, warmupMs: 400, durationMs
 
 /** Event-loop utilization from which a side counts as saturated (as in the e2e section). */
 const ELU_SATURATED = 0.9;
-
-/** The CPUs of the server and of the clients, one core each; null where taskset or a second core is missing. */
-export interface Pinning {
-  readonly server: string;
-  readonly client: string;
-}
 
 export interface ClientRunRecord {
   readonly round: number;
@@ -144,8 +136,6 @@ export interface ClientResults {
   readonly scenarios: readonly ClientScenarioSummary[];
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
 export function clientOptionsFor(quick: boolean): ClientOptions {
   const base = quick ? QUICK_CLIENT : FULL_CLIENT;
   return {
@@ -163,27 +153,6 @@ function kindsFromEnv(): ClientKind[] {
   return list;
 }
 
-function pinningAvailable(): Pinning | null {
-  if (process.platform !== 'linux' || cpus().length < 2) return null;
-  const probe = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8', timeout: 5000 });
-  return probe.status === 0 ? { server: '0', client: '1' } : null;
-}
-
-/** The CPUs a process may run on, from /proc (Linux), e.g. `0`. */
-function allowedCpus(pid: number): string | null {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function childScript(): string[] {
-  if (serverRuntime() === 'tsx') return ['--import', 'tsx', join(here, 'client-load.ts')];
-  buildServers();
-  return [join(BUILD_DIR, 'bench', 'client-load.js')];
-}
-
 interface ChildHooks {
   readonly ready: (info: Record<string, unknown>) => void;
   readonly window: (phase: 'start' | 'end') => void;
@@ -198,7 +167,7 @@ function runChild(plan: ClientPlan, pinning: Pinning | null, hooks: ChildHooks):
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (plan.kind === 'ws-no-bufferutil') env['WS_NO_BUFFER_UTIL'] = '1';
   else delete env['WS_NO_BUFFER_UTIL'];
-  const script = childScript();
+  const script = loadScript('client-load');
   // taskset execs node in its own place: the PID spawn returns is node's.
   const [command, ...args] = pinning === null ? [process.execPath, ...script] : ['taskset', '-c', pinning.client, process.execPath, ...script];
   const child = spawn(command!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
@@ -554,22 +523,6 @@ export function clientMarkdown(file: { readonly date: string; readonly environme
   return out.join('\n');
 }
 
-/**
- * `node --import tsx bench/client.ts [--quick] [--filter=prefix,...]`: prints the tables (no JSON file).
- * `--markdown[=file]`: prints a results file (default bench/results/latest-client.json) as Markdown.
- */
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const markdown = args.find((arg) => arg === '--markdown' || arg.startsWith('--markdown='));
-  if (markdown !== undefined) {
-    const path = markdown.includes('=') ? markdown.slice('--markdown='.length) : join(here, 'results', 'latest-client.json');
-    console.log(clientMarkdown(JSON.parse(readFileSync(path, 'utf8')) as Parameters<typeof clientMarkdown>[0]));
-    return;
-  }
-  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
-  const filterArg = args.find((arg) => arg.startsWith('--filter='));
-  const filter = filterArg === undefined ? [] : filterArg.slice('--filter='.length).split(',');
-  await runClient({ quick, filter, print: (text) => console.log(text) });
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await sectionMain('client', runClient, clientMarkdown);
 }
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

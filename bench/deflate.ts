@@ -33,14 +33,12 @@
  *   BENCH_DEFLATE_LIBRARIES=rfc6455,ws BENCH_DEFLATE_ROUNDS=3 BENCH_DEFLATE_MEMORY_ROUNDS=3
  *   BENCH_DEFLATE_CONNECTIONS=1000 BENCH_DEFLATE_WARMUP_MS=400 BENCH_DEFLATE_DURATION_MS=1500
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { DeflateSession, type DeflateLoadResult } from './deflate-load.ts';
 import { formatBytes, formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
 import { openFileLimit } from './loadgen.ts';
-import { echoRounds, envNumber, roundedLoad, type SectionRun } from './section.ts';
+import { echoRounds, envNumber, roundedLoad, sectionMain, type SectionRun } from './section.ts';
 import { DEFLATE_THRESHOLD, type StatsMessage } from './servers/common.ts';
 import { SERVER_LABELS, sourceRevision, startServer, windowSnapshots, type ServerHandle, type ServerKind } from './servers/control.ts';
 
@@ -707,23 +705,6 @@ export async function runDeflate(run: SectionRun): Promise<{ results: DeflateRes
   };
 }
 
-/**
- * `node --import tsx bench/deflate.ts [--quick] [--filter=prefix,...]`: prints the tables (no JSON file).
- * `--markdown[=file]`: prints the tables of a results file (default bench/results/latest-deflate.json) as Markdown.
- */
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const markdown = args.find((arg) => arg === '--markdown' || arg.startsWith('--markdown='));
-  if (markdown !== undefined) {
-    const here = dirname(fileURLToPath(import.meta.url));
-    const path = markdown.includes('=') ? markdown.slice('--markdown='.length) : join(here, 'results', 'latest-deflate.json');
-    console.log(deflateMarkdown(JSON.parse(readFileSync(path, 'utf8')) as Parameters<typeof deflateMarkdown>[0]));
-    return;
-  }
-  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
-  const filterArg = args.find((arg) => arg.startsWith('--filter='));
-  const filter = filterArg === undefined ? [] : filterArg.slice('--filter='.length).split(',');
-  await runDeflate({ quick, filter, print: (text) => console.log(text) });
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await sectionMain('deflate', runDeflate, deflateMarkdown);
 }
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

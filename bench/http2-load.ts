@@ -49,6 +49,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { buildRings, LOOPBACK, variantCount, type FrameRing } from './loadgen.ts';
+import { allowedCpus, describe, within } from './shared.ts';
 import { MAX_REPORTED_ERRORS } from './workers.ts';
 
 export type Transport = 'h2' | 'h1';
@@ -158,23 +159,6 @@ const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** A masked client close frame, code 1000 (RFC 6455 §5.5.1): the key is 0x01020304. */
 const CLOSE_FRAME = Buffer.from([0x88, 0x82, 0x01, 0x02, 0x03, 0x04, 0x03 ^ 0x01, 0xe8 ^ 0x02]);
 const PATH = '/';
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function report(message: Http2Report): Promise<void> {
   return new Promise((resolve) => {
@@ -689,14 +673,6 @@ async function measureHandshakes(plan: Http2Plan, tls: Tls, scenario: HandshakeS
 }
 
 // ------------------------------------------------------------------------------------------ main
-
-function allowedCpus(): string | null {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
 
 function failedEcho(scenario: EchoScenario, transport: Transport, error: unknown): EchoResult {
   const nan = Number.NaN;

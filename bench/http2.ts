@@ -34,17 +34,15 @@
  *   BENCH_HTTP2_CPU_PROF_DIR=dir       the server writes a V8 CPU profile there (`--cpu-prof`) as each round ends;
  *                                      summarise it with `node --import tsx bench/profile.ts --summarize=file`
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { formatMb, formatMicros, formatRate, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
 import type { ClientWindow, EchoResult, EchoScenario, HandshakeMode, HandshakeResult, HandshakeScenario, Http2Plan, Http2Report, Transport } from './http2-load.ts';
-import { envNumber, roundedLoad, type SectionRun } from './section.ts';
+import { envNumber, loadScript, roundedLoad, sectionMain, type SectionRun } from './section.ts';
+import { allowedCpus, describe, pinningAvailable } from './shared.ts';
 import type { StatsMessage } from './servers/common.ts';
-import { BUILD_DIR, buildServers, serverRuntime, sourceRevision, startServer, TLS_FIXTURES, type ServerHandle } from './servers/control.ts';
+import { sourceRevision, startServer, TLS_FIXTURES, type ServerHandle } from './servers/control.ts';
 
 export type { EchoScenario, HandshakeMode, HandshakeScenario, Transport } from './http2-load.ts';
 
@@ -225,8 +223,6 @@ export interface Http2Results {
   readonly handshakes: readonly HandshakeScenarioSummary[];
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
 export function http2OptionsFor(quick: boolean): Http2Options {
   const base = quick ? QUICK_HTTP2 : FULL_HTTP2;
   return {
@@ -244,26 +240,6 @@ function clientWindowFromEnv(fallback: ClientWindow): ClientWindow {
   if (value === undefined || value === '') return fallback;
   if (value !== 'browser' && value !== 'node') throw new RangeError(`BENCH_HTTP2_CLIENT_WINDOW=${value}: expected browser or node`);
   return value;
-}
-
-function pinningAvailable(): { server: string; client: string } | null {
-  if (process.platform !== 'linux' || cpus().length < 2) return null;
-  const probe = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8', timeout: 5000 });
-  return probe.status === 0 ? { server: '0', client: '1' } : null;
-}
-
-function allowedCpus(pid: number): string | null {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function childScript(): string[] {
-  if (serverRuntime() === 'tsx') return ['--import', 'tsx', join(here, 'http2-load.ts')];
-  buildServers();
-  return [join(BUILD_DIR, 'bench', 'http2-load.js')];
 }
 
 /** The server's CPU time (µs), CPU ÷ wall and event-loop utilization between two snapshots. */
@@ -297,7 +273,7 @@ interface ChildOutcome {
  * by 10 s.
  */
 async function runChild(server: ServerHandle, plan: Http2Plan, pinning: { client: string } | null): Promise<ChildOutcome> {
-  const script = childScript();
+  const script = loadScript('http2-load');
   // taskset execs node in its own place: the PID spawn returns is node's.
   const [command, ...args] = pinning === null ? [process.execPath, ...script] : ['taskset', '-c', pinning.client, process.execPath, ...script];
   const child = spawn(command!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -360,11 +336,7 @@ function windowLabel(window: ClientWindow): string {
 }
 
 function serverWindowLabel(window: number | null): string {
-  return window === null ? "Node's defaults (as listen({ tls }) leaves them)" : `${window} B per stream and per session (BENCH_HTTP2_SERVER_WINDOW, attach())`;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return window === null ? "the server's, as listen({ tls }) sets them" : `${window} B per stream and per session (BENCH_HTTP2_SERVER_WINDOW, attach())`;
 }
 
 function percentile(sorted: readonly number[], q: number): number {
@@ -779,22 +751,6 @@ export function http2Markdown(file: { readonly date: string; readonly seconds?: 
   return out.join('\n');
 }
 
-/**
- * `node --import tsx bench/http2.ts [--quick] [--filter=prefix,...]`: prints the tables (no JSON file).
- * `--markdown[=file]`: prints a results file (default bench/results/latest-http2.json) as Markdown.
- */
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const markdown = args.find((arg) => arg === '--markdown' || arg.startsWith('--markdown='));
-  if (markdown !== undefined) {
-    const path = markdown.includes('=') ? markdown.slice('--markdown='.length) : join(here, 'results', 'latest-http2.json');
-    console.log(http2Markdown(JSON.parse(readFileSync(path, 'utf8')) as Parameters<typeof http2Markdown>[0]));
-    return;
-  }
-  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
-  const filterArg = args.find((arg) => arg.startsWith('--filter='));
-  const filter = filterArg === undefined ? [] : filterArg.slice('--filter='.length).split(',');
-  await runHttp2({ quick, filter, print: (text) => console.log(text) });
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await sectionMain('http2', runHttp2, http2Markdown);
 }
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

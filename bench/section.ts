@@ -2,8 +2,11 @@
  * What the end-to-end sections (bench/e2e.ts, bench/memory.ts, bench/deflate.ts) share besides the
  * load generators: their BENCH_* overrides, the load average, and the rounds of an echo comparison.
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { SERVER_LABELS, startServer, type ServerHandle, type ServerKind } from './servers/control.ts';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BUILD_DIR, buildServers, SERVER_LABELS, serverRuntime, startServer, type ServerHandle, type ServerKind } from './servers/control.ts';
 
 /** How bench/run.ts, or the section's own command line, runs a section. */
 export interface SectionRun {
@@ -93,4 +96,39 @@ export async function echoRounds<Scenario extends { readonly title: string }, Ru
     }
   }
   return records;
+}
+
+/**
+ * A section file's own command line: `node --import tsx bench/<name>.ts [--quick] [--filter=prefix,...]`
+ * prints its tables (no JSON file); `--markdown[=file]` prints a results file (default
+ * bench/results/latest-<name>.json) as Markdown.
+ */
+export async function sectionMain<R>(
+  name: string,
+  run: (options: SectionRun) => unknown,
+  markdown: (results: R) => string,
+): Promise<void> {
+  const args = process.argv.slice(2);
+  const markdownArg = args.find((arg) => arg === '--markdown' || arg.startsWith('--markdown='));
+  if (markdownArg !== undefined) {
+    const path = markdownArg.includes('=')
+      ? markdownArg.slice('--markdown='.length)
+      : new URL(`./results/latest-${name}.json`, import.meta.url);
+    console.log(markdown(JSON.parse(readFileSync(path, 'utf8')) as R));
+    return;
+  }
+  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
+  const filterArg = args.find((arg) => arg.startsWith('--filter='));
+  const filter = filterArg === undefined ? [] : filterArg.slice('--filter='.length).split(',');
+  await run({ quick, filter, print: (text) => console.log(text) });
+}
+
+/**
+ * The node arguments that start a load generator, `bench/<name>.ts`: through tsx, or compiled like the
+ * servers (see serverRuntime).
+ */
+export function loadScript(name: string): string[] {
+  if (serverRuntime() === 'tsx') return ['--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))];
+  buildServers();
+  return [join(BUILD_DIR, 'bench', `${name}.js`)];
 }

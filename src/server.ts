@@ -13,7 +13,6 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
-  constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2Server,
@@ -38,7 +37,7 @@ import {
   type UpgradeRequest,
 } from './handshake.ts';
 import { serializeResponse } from './http1.ts';
-import { streamResponseHeaders } from './http2.ts';
+import { refuseOnStream } from './http2.ts';
 import { defaultOnError, reportSafely, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
 import { WebSocket } from './websocket.ts';
@@ -124,14 +123,8 @@ function refuseSocket(socket: Duplex, error: HandshakeError, closeTimeout: numbe
 
 /** Answers an extended CONNECT that never became a WebSocket with an HTTP/2 error response. */
 function refuseStream(stream: ServerHttp2Stream, error: HandshakeError, closeTimeout: number): void {
-  if (stream.destroyed || stream.headersSent) return;
-  const response = refusalResponse(error);
-  stream.respond(streamResponseHeaders(response));
-  stream.end(response.body);
-  // RFC 9113 §8.1: after a complete response, the server may reset the rest of the request with
-  // NO_ERROR (Node sends it once the body is out); the timer drops a stream whose body cannot go out.
-  stream.close(constants.NGHTTP2_NO_ERROR);
-  setTimeout(cancelStream, closeTimeout, stream).unref();
+  // The timer drops a stream whose body cannot go out (the client's window is shut).
+  if (refuseOnStream(stream, refusalResponse(error))) setTimeout(cancelStream, closeTimeout, stream).unref();
 }
 
 /** RST_STREAM with CANCEL (RFC 8441 §5): Node resets a stream destroyed with an AbortError so. */
@@ -603,11 +596,7 @@ function answerPlainRequest(request: IncomingMessage | Http2ServerRequest, respo
     );
   }
   if (http2) {
-    const stream = (request as Http2ServerRequest).stream;
-    if (!stream.destroyed && !stream.headersSent) {
-      stream.respond(streamResponseHeaders(refusal));
-      stream.end(refusal.body);
-    }
+    refuseOnStream((request as Http2ServerRequest).stream, refusal);
     return;
   }
   const plain = response as ServerResponse;

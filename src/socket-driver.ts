@@ -32,7 +32,7 @@ import { CloseCode } from './constants.ts';
 import { HandshakeError, SlowConsumer, WebSocketDisconnect } from './errors.ts';
 import { refusalResponse, type HandshakeResponse } from './handshake.ts';
 import { serializeResponse } from './http1.ts';
-import { streamResponseHeaders } from './http2.ts';
+import { refuseOnStream, respondOnStream } from './http2.ts';
 import type { ConnectionSettings } from './options.ts';
 import type { PerMessageDeflate } from './protocol/deflate-codec.ts';
 import { PreparedMessage } from './protocol/frame-encoder.ts';
@@ -229,10 +229,8 @@ export class SocketDriver implements ProtocolSink {
     const response = refusalResponse(error);
     if ((this.flags & HTTP2) === 0) {
       this.socket.end(serializeResponse(response));
-    } else if (respondOnStream(this.socket as ServerHttp2Stream, response)) {
-      this.socket.end(response.body);
-      // RFC 9113 §8.1: the response is complete; the rest of the request is not wanted.
-      (this.socket as ServerHttp2Stream).close(http2Constants.NGHTTP2_NO_ERROR);
+    } else {
+      refuseOnStream(this.socket as ServerHttp2Stream, response);
     }
     this.armCloseTimer();
   }
@@ -663,16 +661,6 @@ export class SocketDriver implements ProtocolSink {
       this.replyTimer = null;
     }
   }
-}
-
-/**
- * Sends a handshake response's header block on an HTTP/2 stream; false when the stream is already
- * gone (a peer's RST_STREAM arrives before Node emits 'close', and respond() would throw).
- */
-function respondOnStream(stream: ServerHttp2Stream, response: HandshakeResponse): boolean {
-  if (stream.destroyed || stream.headersSent) return false;
-  stream.respond(streamResponseHeaders(response));
-  return true;
 }
 
 function writeMessage(protocol: Protocol, data: SendData): void {

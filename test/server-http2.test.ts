@@ -41,7 +41,7 @@ import {
   type WebSocket,
 } from '../src/index.ts';
 import { compress, inflate } from './helpers/deflate.ts';
-import { extendedConnect, FIXTURE_CERT, readBody, TLS, webSocketOverStream, type ConnectResponse } from './helpers/h2-client.ts';
+import { connectHeaders, extendedConnect, FIXTURE_CERT, readBody, TLS, webSocketOverStream, type ConnectResponse } from './helpers/h2-client.ts';
 import { closePayload, encodeFrame, Opcode, parseClosePayload, RawClient, type FrameSpec, type ServerFrame } from './helpers/raw-client.ts';
 import { deferred, until, withTimeout, type Deferred } from './helpers/server.ts';
 
@@ -532,14 +532,7 @@ async function refusedOver(client: Client, path: string, headers: OutgoingHttpHe
 async function attempt(client: Client, path: string): Promise<string> {
   let stream: ClientHttp2Stream;
   try {
-    stream = client.session.request({
-      ':method': 'CONNECT',
-      ':protocol': 'websocket',
-      ':scheme': 'https',
-      ':path': path,
-      ':authority': 'localhost',
-      'sec-websocket-version': '13',
-    });
+    stream = client.session.request(connectHeaders(path));
   } catch (error) {
     return `throws ${(error as { code?: string }).code}`;
   }

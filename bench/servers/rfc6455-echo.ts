@@ -44,4 +44,4 @@ if (tls !== null && h2Window > 0) {
   port = server.address()!.port;
 }
 
-announce('rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'Node defaults' }) });
+announce('rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'listen({ tls }) defaults' }) });

@@ -47,16 +47,9 @@ export interface ConnectResponse {
   readonly stream: ClientHttp2Stream;
 }
 
-/**
- * Sends an extended CONNECT for `path` (`:protocol websocket`, version 13, plus `headers`, which may
- * override any of them) and resolves with the response head and the stream.
- */
-export function extendedConnect(
-  session: ClientHttp2Session,
-  path: string,
-  headers: OutgoingHttpHeaders = {},
-): Promise<ConnectResponse> {
-  const stream = session.request({
+/** The header block of an extended CONNECT for `path` (RFC 8441 §4–5), `headers` overriding any of it. */
+export function connectHeaders(path: string, headers: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
+  return {
     ':method': 'CONNECT',
     ':protocol': 'websocket',
     ':scheme': 'https',
@@ -64,7 +57,16 @@ export function extendedConnect(
     ':authority': 'localhost',
     'sec-websocket-version': '13',
     ...headers,
-  });
+  };
+}
+
+/** Sends an extended CONNECT (see connectHeaders) and resolves with the response head and the stream. */
+export function extendedConnect(
+  session: ClientHttp2Session,
+  path: string,
+  headers: OutgoingHttpHeaders = {},
+): Promise<ConnectResponse> {
+  const stream = session.request(connectHeaders(path, headers));
   stream.on('error', () => undefined);
   return withTimeout(
     new Promise<ConnectResponse>((resolve, reject) => {
