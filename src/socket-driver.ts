@@ -91,6 +91,21 @@ const RESET = 1 << 10;
  */
 const kDriver = Symbol('rfc6455.driver');
 
+/**
+ * The replies to one read that brought several messages are small frames, many per read; written one
+ * by one, each is a `socket.write()` (a request object and a writev entry of its own). They are copied
+ * instead into this one batch buffer and written with a single `write()` when the driver flushes. One
+ * batch serves the process: it belongs to one connection from its first frame to its flush, which
+ * normally happens within the same turn (the handler is waiting again); a connection that finds it
+ * taken writes its frames as before. Its size bounds what it adds to a connection's unsent output.
+ */
+const BATCH_SIZE = 32 * 1024;
+/** Frames larger than this are written as they are (copying them would cost more than a write). */
+const BATCH_FRAME_LIMIT = 2048;
+let batch = Buffer.allocUnsafeSlow(BATCH_SIZE);
+let batchUsed = 0;
+let batchOwner: SocketDriver | null = null;
+
 type DriverSocket = Duplex & { [kDriver]?: SocketDriver; bytesWritten?: number };
 
 type SendData = string | Uint8Array | Message | PreparedMessage;
@@ -186,7 +201,7 @@ export class SocketDriver implements ProtocolSink {
 
   /** Bytes written to the socket and not yet taken by the operating system. */
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + (batchOwner === this ? batchUsed : 0);
   }
 
   // ---------------------------------------------------------------- handshake
@@ -257,7 +272,40 @@ export class SocketDriver implements ProtocolSink {
   flush(): void {
     if ((this.flags & CORKED) === 0) return;
     this.flags &= ~CORKED;
-    this.socket.uncork();
+    const socket = this.socket;
+    if (batchOwner !== this) {
+      socket.uncork();
+      return;
+    }
+    if (socket.destroyed) {
+      this.dropBatch();
+      return;
+    }
+    socket.write(batch.subarray(0, batchUsed));
+    batchOwner = null;
+    batchUsed = 0;
+    socket.uncork();
+    // The write usually completes at once (the operating system copied the bytes). If anything is
+    // left unsent, the socket still refers to the batch's memory: the next batch gets new memory.
+    if (socket.writableLength !== 0) batch = Buffer.allocUnsafeSlow(BATCH_SIZE);
+  }
+
+  /** Gives up this connection's batched frames (its socket is gone). */
+  private dropBatch(): void {
+    if (batchOwner !== this) return;
+    batchOwner = null;
+    batchUsed = 0;
+  }
+
+  /**
+   * Hands this connection's batched frames to the (corked) socket as a copy, before a frame that
+   * bypasses the batch, so the frames stay in order; the batch stays free for reuse.
+   */
+  private spillBatch(): void {
+    if (batchOwner !== this) return;
+    this.socket.write(Buffer.from(batch.subarray(0, batchUsed)));
+    batchOwner = null;
+    batchUsed = 0;
   }
 
   // ---------------------------------------------------------------- sending
@@ -350,6 +398,7 @@ export class SocketDriver implements ProtocolSink {
   /** Drops the TCP connection (on HTTP/2: resets the stream) at once, without a closing handshake. */
   terminate(): void {
     const socket = this.socket;
+    this.dropBatch();
     if ((this.flags & HTTP2) === 0 || socket.destroyed) {
       socket.destroy();
       return;
@@ -390,9 +439,22 @@ export class SocketDriver implements ProtocolSink {
   writeFrame(header: Buffer, payload: Uint8Array | null): void {
     const socket = this.socket;
     if (socket.destroyed) return;
+    const corked = (this.flags & CORKED) !== 0;
+    if (corked && payload === null && header.length <= BATCH_FRAME_LIMIT && (this.flags & HTTP2) === 0) {
+      // HTTP/2 streams are left out: a stream may hold on to written memory after the write reports done.
+      if (batchOwner === null) batchOwner = this;
+      if (batchOwner === this) {
+        if (batchUsed + header.length > BATCH_SIZE) this.spillBatch();
+        batchOwner = this;
+        header.copy(batch, batchUsed);
+        batchUsed += header.length;
+        return;
+      }
+    }
+    this.spillBatch();
     if (payload === null) {
       socket.write(header);
-    } else if ((this.flags & CORKED) !== 0) {
+    } else if (corked) {
       socket.write(header);
       socket.write(payload);
     } else {
@@ -409,6 +471,7 @@ export class SocketDriver implements ProtocolSink {
     const socket = this.socket;
     if (socket.destroyed) return;
     const corked = (this.flags & CORKED) !== 0;
+    this.spillBatch();
     if (!corked) socket.cork();
     socket.write(header);
     for (const segment of segments) socket.write(segment);
@@ -522,6 +585,7 @@ export class SocketDriver implements ProtocolSink {
 
   handleClose(): void {
     this.flags |= SOCKET_CLOSED;
+    this.dropBatch();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.clearReplyTimer();
     this.clearHandshakeTimer();
