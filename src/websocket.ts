@@ -273,6 +273,13 @@ export class WebSocket implements AsyncIterable<Message> {
     });
   }
 
+  /** @internal A message already received, when one is waiting and no receive() is (the iterator's fast path). */
+  takeQueued(): Message | undefined {
+    const protocol = this.#driver.protocol;
+    if (protocol === null || this.waiters.length > 0 || !protocol.hasMessage) return undefined;
+    return this.pull() as Message;
+  }
+
   /** The next message as text; a binary message raises UnsupportedData (1003) (RFC 6455 §7.4.1). */
   async receiveText(): Promise<string> {
     const message = await this.receive();
@@ -504,6 +511,10 @@ class MessageIterator implements AsyncIterator<Message> {
   }
 
   next(): Promise<IteratorResult<Message>> {
+    // A message already waiting is handed over in an already-resolved promise: one microtask for the
+    // loop's await instead of two (receive()'s promise, then the mapping to an iterator result).
+    const message = this.ws.takeQueued();
+    if (message !== undefined) return Promise.resolve({ done: false, value: message });
     return this.ws.receive().then(iteratorResult, endOnNormalClose);
   }
 
