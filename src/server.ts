@@ -503,49 +503,21 @@ export class WebSocketServer {
   /** Counts the connection and runs its handler under the exception contract (see the table at the top). */
   private run(ws: WebSocket, handler: Handler): void {
     this.connections.add(ws);
-    void this.runHandler(ws, handler);
-  }
-
-  private async runHandler(ws: WebSocket, handler: Handler): Promise<void> {
     if (this.subprotocols.length > 0) {
       const preferred = selectSubprotocol(ws.subprotocols, this.subprotocols);
       ws.preferSubprotocol(preferred);
     }
+    let result: unknown;
     try {
-      if (this.verify !== undefined) await this.verify(ws);
-      await handler(ws);
-      if (ws.state === 'connecting') ws.refuse(new HandshakeError(403, 'the handler did not accept the connection'));
-      else await ws.close(CloseCode.NormalClosure);
+      result = this.verify === undefined ? handler(ws) : verifyThenRun(this.verify, ws, handler);
     } catch (error) {
-      await this.fail(ws, error);
-    }
-  }
-
-  /** The one place an error escaping a handler becomes an HTTP refusal or a close frame. */
-  private async fail(ws: WebSocket, error: unknown): Promise<void> {
-    if (ws.state === 'connecting') {
-      // A HandshakeError with a body is one connect() received from another server: passing its
-      // status and headers (cookies, for one) on to this client would be a leak, so it is a 500.
-      if (error instanceof HandshakeError && error.body === null) ws.refuse(error);
-      else if (error instanceof WebSocketException) ws.refuse(new HandshakeError(403, error.reason));
-      else if (error instanceof WebSocketDisconnect) ws.terminate();
-      else {
-        this.report(error, ws);
-        ws.refuse(new HandshakeError(500));
-      }
+      handlerFailed.call(ws, error);
       return;
     }
-    if (error instanceof WebSocketDisconnect) {
-      // The peer is gone (or the handler ended on a disconnect it raised): nothing more to send.
-      await ws.close(CloseCode.NormalClosure).catch(() => undefined);
-      return;
-    }
-    if (error instanceof WebSocketException) {
-      await ws.close(error.code, error.reason);
-      return;
-    }
-    this.report(error, ws);
-    await ws.close(CloseCode.InternalError).catch(() => undefined);
+    // Waited on with a reaction and two bound functions, not an async function of ours: an idle
+    // connection's handler is suspended already, and a second suspended frame per connection (its
+    // generator, registers, context and promises) would cost several hundred bytes more.
+    void Promise.resolve(result).then(handlerReturned.bind(ws), handlerFailed.bind(ws));
   }
 
   /** Receives handler and socket errors: the `onError` option, made safe to throw. */
@@ -566,6 +538,48 @@ const EMPTY = Buffer.alloc(0);
 const SESSION_WINDOW = 1024 * 1024;
 
 function ignoreError(): void {}
+
+/** The one place an error escaping a handler becomes an HTTP refusal or a close frame. */
+async function fail(ws: WebSocket, error: unknown): Promise<void> {
+  if (ws.state === 'connecting') {
+    // A HandshakeError with a body is one connect() received from another server: passing its
+    // status and headers (cookies, for one) on to this client would be a leak, so it is a 500.
+    if (error instanceof HandshakeError && error.body === null) ws.refuse(error);
+    else if (error instanceof WebSocketException) ws.refuse(new HandshakeError(403, error.reason));
+    else if (error instanceof WebSocketDisconnect) ws.terminate();
+    else {
+      ws.reportError(error);
+      ws.refuse(new HandshakeError(500));
+    }
+    return;
+  }
+  if (error instanceof WebSocketDisconnect) {
+    // The peer is gone (or the handler ended on a disconnect it raised): nothing more to send.
+    await ws.close(CloseCode.NormalClosure).catch(() => undefined);
+    return;
+  }
+  if (error instanceof WebSocketException) {
+    await ws.close(error.code, error.reason);
+    return;
+  }
+  ws.reportError(error);
+  await ws.close(CloseCode.InternalError).catch(() => undefined);
+}
+
+/** A handler that returned: a connection it never accepted is refused, an open one is closed with 1000. */
+function handlerReturned(this: WebSocket): void {
+  if (this.state === 'connecting') this.refuse(new HandshakeError(403, 'the handler did not accept the connection'));
+  else this.close(CloseCode.NormalClosure).catch(ignoreError);
+}
+
+function handlerFailed(this: WebSocket, error: unknown): void {
+  void fail(this, error);
+}
+
+async function verifyThenRun(verify: (ws: WebSocket) => unknown, ws: WebSocket, handler: Handler): Promise<void> {
+  await verify(ws);
+  await handler(ws);
+}
 
 /**
  * The standalone server's answer to a request that is not a WebSocket opening handshake. Node routes

@@ -61,9 +61,15 @@ export interface ClientAgreed {
   readonly deflate: PerMessageDeflate | null;
 }
 
+/**
+ * A pending receive(), or a `for await` loop's pending next(): the loop's promise resolves with the
+ * iterator result itself, and with "done" on a normal close, so neither an extra promise per message
+ * nor an error object for the normal end is made.
+ */
 interface Waiter {
-  resolve(message: Message): void;
+  resolve(value: Message | IteratorResult<Message>): void;
   reject(error: WebSocketDisconnect): void;
+  readonly iterating: boolean;
 }
 
 /**
@@ -100,7 +106,10 @@ export class WebSocket implements AsyncIterable<Message> {
   private parsedCookies: Readonly<Record<string, string>> | null = null;
   /** The connection's close event once the handler has been told (or the socket closed). */
   private closeEvent: CloseEvent | null = null;
-  private waiters: Waiter[] = [];
+  /** The oldest pending receive (nearly always the only one: a handler waits in one place). */
+  private waiter: Waiter | null = null;
+  /** Receives made while another was pending, in order (made on demand: an idle connection has none). */
+  private laterWaiters: Waiter[] | null = null;
   private closedPromise: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
   /** Created on the first listener: an idle connection without listeners carries no emitter. */
@@ -252,32 +261,43 @@ export class WebSocket implements AsyncIterable<Message> {
    * (1002, 1007, 1009... after a violation by the peer), or 1006 when TCP ended without a close frame.
    */
   receive(): Promise<Message> {
+    return this.nextEvent(false) as Promise<Message>;
+  }
+
+  /** @internal The iterator's next(): an iterator result, "done" on a normal close (see Waiter). */
+  nextResult(): Promise<IteratorResult<Message>> {
+    return this.nextEvent(true) as Promise<IteratorResult<Message>>;
+  }
+
+  private nextEvent(iterating: boolean): Promise<Message | IteratorResult<Message>> {
     const driver = this.#driver;
     if (driver.protocol === null) {
       return Promise.reject(
         driver.answerable ? new TypeError('accept() the connection before receiving') : this.disconnect(null),
       );
     }
-    if (this.waiters.length === 0) {
+    if (this.waiter === null) {
       const event = this.pull();
       if (event !== undefined) {
-        return event.type === 'close' ? Promise.reject(this.disconnect(event)) : Promise.resolve(event);
+        if (event.type !== 'close') return Promise.resolve(iterating ? { done: false, value: event } : event);
+        return this.closedResult(event, iterating);
       }
     }
-    if (this.closeEvent !== null) return Promise.reject(this.disconnect(this.closeEvent));
+    if (this.closeEvent !== null) return this.closedResult(this.closeEvent, iterating);
     // The handler has answered everything received so far and waits: flush its replies now rather
     // than at the end of the event-loop turn (one writev for the whole read, no added latency).
     driver.flush();
-    return new Promise<Message>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, iterating };
+      if (this.waiter === null) this.waiter = waiter;
+      else (this.laterWaiters ??= []).push(waiter);
     });
   }
 
-  /** @internal A message already received, when one is waiting and no receive() is (the iterator's fast path). */
-  takeQueued(): Message | undefined {
-    const protocol = this.#driver.protocol;
-    if (protocol === null || this.waiters.length > 0 || !protocol.hasMessage) return undefined;
-    return this.pull() as Message;
+  /** What a receive gets once the connection is closed. */
+  private closedResult(event: CloseEvent, iterating: boolean): Promise<never> | Promise<IteratorResult<Message>> {
+    if (iterating && NORMAL_CLOSE_CODES.has(event.code)) return DONE;
+    return Promise.reject(this.disconnect(event));
   }
 
   /** The next message as text; a binary message raises UnsupportedData (1003) (RFC 6455 §7.4.1). */
@@ -440,12 +460,21 @@ export class WebSocket implements AsyncIterable<Message> {
       }
     } else {
       const protocol = driver.protocol!;
-      while (this.waiters.length > 0 && protocol.hasEvent) {
+      let waiter = this.waiter;
+      while (waiter !== null && protocol.hasEvent) {
         const event = this.pull()!;
-        if (event.type === 'close') break; // settle() rejected every waiter
-        this.waiters.shift()!.resolve(event);
+        if (event.type === 'close') break; // settle() ended every waiter
+        const later = this.laterWaiters;
+        this.waiter = later === null || later.length === 0 ? null : later.shift()!;
+        waiter.resolve(waiter.iterating ? { done: false, value: event } : event);
+        waiter = this.waiter;
       }
     }
+  }
+
+  /** @internal An error a handler let escape, for the server's onError. */
+  reportError(error: unknown): void {
+    this.settings.onError(error, this);
   }
 
   /** @internal */
@@ -483,9 +512,17 @@ export class WebSocket implements AsyncIterable<Message> {
     if (this.closeEvent !== null) return;
     this.closeEvent = event;
     this.#driver.flush();
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter.reject(this.disconnect(event));
+    const first = this.waiter;
+    const later = this.laterWaiters;
+    this.waiter = null;
+    this.laterWaiters = null;
+    if (first !== null) this.endWaiter(first, event);
+    if (later !== null) for (const waiter of later) this.endWaiter(waiter, event);
+  }
+
+  private endWaiter(waiter: Waiter, event: CloseEvent): void {
+    if (waiter.iterating && NORMAL_CLOSE_CODES.has(event.code)) waiter.resolve(ITERATOR_DONE);
+    else waiter.reject(this.disconnect(event));
   }
 
   private disconnect(event: CloseEvent | null): WebSocketDisconnect {
@@ -511,25 +548,13 @@ class MessageIterator implements AsyncIterator<Message> {
   }
 
   next(): Promise<IteratorResult<Message>> {
-    // A message already waiting is handed over in an already-resolved promise: one microtask for the
-    // loop's await instead of two (receive()'s promise, then the mapping to an iterator result).
-    const message = this.ws.takeQueued();
-    if (message !== undefined) return Promise.resolve({ done: false, value: message });
-    return this.ws.receive().then(iteratorResult, endOnNormalClose);
+    return this.ws.nextResult();
   }
 
   return(): Promise<IteratorResult<Message>> {
-    return Promise.resolve(ITERATOR_DONE);
+    return DONE;
   }
 }
 
 const ITERATOR_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
-
-function iteratorResult(message: Message): IteratorYieldResult<Message> {
-  return { done: false, value: message };
-}
-
-function endOnNormalClose(error: unknown): IteratorReturnResult<undefined> {
-  if (error instanceof WebSocketDisconnect && NORMAL_CLOSE_CODES.has(error.code)) return ITERATOR_DONE;
-  throw error;
-}
+const DONE: Promise<IteratorReturnResult<undefined>> = Promise.resolve(ITERATOR_DONE);
