@@ -19,8 +19,8 @@
  * - One clock read per read event; latencies go into a fixed log-linear histogram (0.1 µs steps below
  *   1 ms, 1 % steps above), merged across workers.
  * - Connections are spread over worker threads (`workers`); the main thread only coordinates. Each
- *   worker reports its event-loop utilization: near 1.0 means the generator, not the server, was the
- *   limit.
+ *   worker reports its event-loop utilization and its own thread's CPU time: near 1.0 means the
+ *   generator, not the server, was the limit.
  *
  * `protocol: 'tcp'` sends the same masked client frames to a plain TCP echo and expects them back
  * unchanged: the same bytes in, the ceiling of this machine.
@@ -267,8 +267,24 @@ interface WorkerResult {
   readonly histogram: Uint32Array;
   /** Event-loop utilization of this worker during the window. */
   readonly elu: number;
+  /** CPU time of this worker thread / wall time during the window (NaN where /proc cannot be read). */
+  readonly cpu: number;
   readonly errors: readonly string[];
   readonly errorCount: number;
+}
+
+/**
+ * Time on CPU of the calling thread, in milliseconds (/proc/thread-self/schedstat, Linux 3.17+): a
+ * worker reads its own, so the generator's CPU excludes the coordinator and the GC helper threads. NaN
+ * where it cannot be read.
+ */
+function threadCpuMs(): number {
+  try {
+    const schedstat = readFileSync('/proc/thread-self/schedstat', 'latin1');
+    return Number(schedstat.slice(0, schedstat.indexOf(' '))) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 class WorkerState extends TrafficState {
@@ -487,6 +503,7 @@ async function openAll(state: WorkerState): Promise<OpenedReport> {
 
 function runTraffic(state: WorkerState): void {
   const { warmupMs, durationMs, id } = state.config;
+  let cpuStart = Number.NaN;
   measureTraffic(
     state,
     { warmupMs, durationMs, postEdges: id === 0 },
@@ -497,8 +514,10 @@ function runTraffic(state: WorkerState): void {
       reset: () => {
         state.messages = 0;
         state.histogram.fill(0);
+        cpuStart = threadCpuMs();
       },
       done: (windowMs, elu) => {
+        const cpu = (threadCpuMs() - cpuStart) / windowMs;
         const histogram = state.histogram.slice();
         post<WorkerResult>(
           {
@@ -508,6 +527,7 @@ function runTraffic(state: WorkerState): void {
             windowMs,
             histogram,
             elu,
+            cpu,
             errors: state.errors,
             errorCount: state.errorCount,
           },
@@ -580,6 +600,8 @@ export interface LoadResult {
   readonly latencyUs: LatencySummary;
   /** Event-loop utilization of each worker during the window. */
   readonly workerElu: readonly number[];
+  /** CPU time of each worker thread / wall time during the window (1.0: the worker kept a core busy). */
+  readonly workerCpu: readonly number[];
   /** CPU time of this whole process (every thread) / wall time during the window. */
   readonly clientCpu: number;
   readonly verified: number;
@@ -671,6 +693,7 @@ export class LoadSession {
       mbPerSec: (messagesPerSec * options.size) / 1e6,
       latencyUs: summarizeLatency(histogram),
       workerElu: results.map((result) => result.elu),
+      workerCpu: results.map((result) => result.cpu),
       clientCpu,
       verified: results.reduce((sum, result) => sum + result.verified, 0),
       errors: results.flatMap((result) => result.errors).slice(0, MAX_REPORTED_ERRORS),
@@ -749,7 +772,8 @@ async function main(): Promise<void> {
     const l = result.latencyUs;
     console.log(
       `${Math.round(result.messagesPerSec)} msgs/s, ${result.mbPerSec.toFixed(2)} MB/s payload, p50 ${formatMicros(l.p50)}, p99 ${formatMicros(l.p99)}, ` +
-        `max ${formatMicros(l.max)}; worker ELU ${result.workerElu.map((elu) => elu.toFixed(2)).join('/')}, process CPU ${(100 * result.clientCpu).toFixed(0)}%; ` +
+        `max ${formatMicros(l.max)}; worker ELU ${result.workerElu.map((elu) => elu.toFixed(2)).join('/')}, ` +
+        `worker CPU ${result.workerCpu.map((cpu) => `${(100 * cpu).toFixed(0)}%`).join('/')}, process CPU ${(100 * result.clientCpu).toFixed(0)}%; ` +
         `${result.verified} echoes verified, ${result.errorCount} errors ${result.errors.join('; ')}`,
     );
   }

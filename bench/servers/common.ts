@@ -5,7 +5,8 @@
  * A server is started by bench/servers/control.ts as a child process with an IPC channel (`fork`
  * style). It listens on 127.0.0.1 (port 0 = any free port unless BENCH_SERVER_PORT is set), then sends
  * `{ type: 'listening', port, info }`. It answers `{ type: 'stats', gc }` with its memory and CPU
- * figures, and exits:
+ * figures (under Bun, whose event-loop utilization is a stub, the event-loop fields are 0 and give NaN),
+ * and exits:
  * - on SIGTERM or SIGINT, through `process.exit` (so `--cpu-prof` writes its profile);
  * - when the IPC channel closes (the benchmark process is gone);
  * - after BENCH_SERVER_LIFETIME_MS (default 15 minutes), whatever happens.
@@ -103,6 +104,21 @@ function takeStats(id: number): StatsMessage {
 }
 
 /**
+ * A full garbage collection: Node's `gc` (needs --expose-gc), twice, as the first pass can leave
+ * objects with finalizers for the second; under Bun (bench/servers/bun-echo.ts), `Bun.gc(true)`, which
+ * is synchronous and full. Nothing when neither exists.
+ */
+function collectGarbage(): void {
+  const nodeGc = (globalThis as { gc?: () => void }).gc;
+  if (nodeGc !== undefined) {
+    nodeGc();
+    nodeGc();
+    return;
+  }
+  (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
+}
+
+/**
  * Announces the server (IPC or stdout) and installs the exit paths. `name` is for the console line.
  */
 export function announce(name: string, port: number, info: Record<string, unknown> = {}): void {
@@ -121,12 +137,7 @@ export function announce(name: string, port: number, info: Record<string, unknow
   process.on('message', (raw: unknown) => {
     const message = raw as Partial<StatsRequest>;
     if (message.type !== 'stats' || typeof message.id !== 'number') return;
-    if (message.gc === true) {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      // Twice: the first pass can leave objects with finalizers for the second.
-      gc?.();
-      gc?.();
-    }
+    if (message.gc === true) collectGarbage();
     send(takeStats(message.id));
   });
   const listening: ListeningMessage = { type: 'listening', port, info };

@@ -14,21 +14,32 @@
  * 10,000 descriptors) and then `exec`s node, so the PID is node's. The IPC channel carries the port
  * and the memory/CPU figures (see common.ts). `stop()` sends SIGTERM, then SIGKILL to that PID after a
  * grace period; a server also exits by itself when this process goes away.
+ *
+ * The `bun` server is Bun's native WebSocket server (bench/servers/bun-echo.ts), run by the `bun`
+ * binary that the devDependency `@oven/bun-linux-x64` ships (or BENCH_BUN=/path/to/bun), the same way
+ * and with the same IPC. `unavailable('bun')` says why it cannot run here, and how to get it.
+ *
+ * A server's CPU time and resident memory are read by this process from /proc (the schedstat of each
+ * of its threads, and /proc/<pid>/status: `ServerHandle.cpuTimeUs()`, `rssBytes()`): the same method
+ * for every server, Node or Bun, taken at the very moment the window starts or ends rather than
+ * whenever the busy server gets to answer an IPC request.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { ListeningMessage, StatsMessage } from './common.ts';
 
-export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'rfc6455-deflate' | 'ws-deflate' | 'rfc6455-tls';
+export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'bun' | 'rfc6455-deflate' | 'ws-deflate' | 'rfc6455-tls';
 
 export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   rfc6455: 'rfc6455',
   ws: 'ws + bufferutil',
   'ws-no-bufferutil': 'ws, no bufferutil',
   tcp: 'plain TCP echo',
+  bun: 'Bun',
   'rfc6455-deflate': 'rfc6455, deflate',
   'ws-deflate': 'ws + bufferutil, deflate',
   'rfc6455-tls': 'rfc6455, TLS (HTTP/1.1 + HTTP/2)',
@@ -43,6 +54,7 @@ const SCRIPTS: Readonly<Record<ServerKind, string>> = {
   ws: 'ws-echo',
   'ws-no-bufferutil': 'ws-echo',
   tcp: 'tcp-echo',
+  bun: 'bun-echo',
   'rfc6455-deflate': 'rfc6455-echo',
   'ws-deflate': 'ws-echo',
   'rfc6455-tls': 'rfc6455-echo',
@@ -99,7 +111,104 @@ export function sourceRevision(): { commit: string | null; srcModified: boolean 
   return { commit, srcModified: status === null ? null : status !== '' };
 }
 
+/** The package that ships the `bun` binary (a devDependency; Linux x64 with glibc only). */
+export const BUN_PACKAGE = '@oven/bun-linux-x64';
+
+let bunFound: { readonly path: string; readonly version: string } | { readonly missing: string } | undefined;
+
+/**
+ * The `bun` binary: BENCH_BUN when set, else the one in the devDependency BUN_PACKAGE; checked once by
+ * running `bun --version`. `missing` says why there is none and how to get one.
+ */
+export function bunBinary(): { readonly path: string; readonly version: string } | { readonly missing: string } {
+  if (bunFound !== undefined) return bunFound;
+  const howTo = `\`npm install\` (the devDependency ${BUN_PACKAGE}) on Linux x64, or BENCH_BUN=/path/to/bun elsewhere`;
+  const fromEnv = process.env['BENCH_BUN'];
+  let path: string;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    path = fromEnv;
+  } else if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return (bunFound = { missing: `${BUN_PACKAGE} ships a Linux x64 binary, and this is ${process.platform}-${process.arch}: set BENCH_BUN=/path/to/bun` });
+  } else {
+    try {
+      path = join(dirname(createRequire(import.meta.url).resolve(`${BUN_PACKAGE}/package.json`)), 'bin', 'bun');
+    } catch {
+      return (bunFound = { missing: `${BUN_PACKAGE} is not installed: ${howTo}` });
+    }
+  }
+  if (!existsSync(path)) return (bunFound = { missing: `no bun binary at ${path}: ${howTo}` });
+  const result = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+  if (result.status !== 0) {
+    const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status}`);
+    return (bunFound = { missing: `${path} does not run here (${why}): ${howTo}` });
+  }
+  return (bunFound = { path, version: result.stdout.trim() });
+}
+
+/** Why a server cannot run on this machine (with how to fix it), or null when it can. */
+export function unavailable(kind: ServerKind): string | null {
+  if (kind !== 'bun') return null;
+  const bun = bunBinary();
+  return 'missing' in bun ? `${SERVER_LABELS.bun}: ${bun.missing}` : null;
+}
+
+// ------------------------------------------------------------------------------------------ /proc
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of utime and stime in /proc/<pid>/stat (100 on Linux x86 and ARM). */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const result = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 });
+    const value = Number(result.stdout?.trim());
+    clockTicks = result.status === 0 && Number.isInteger(value) && value > 0 ? value : 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU time of a process, all its threads, in microseconds: the sum of the time on CPU of each of its
+ * threads (the first field of /proc/<pid>/task/<tid>/schedstat, in nanoseconds), precise enough for a
+ * 300 ms window. A thread that exits takes its time with it; the servers' threads (Node's V8 and libuv
+ * threads, Bun's) live as long as the process. Where schedstat cannot be read, utime + stime of
+ * /proc/<pid>/stat (every thread, dead ones included, in steps of 10 ms at USER_HZ = 100). NaN when
+ * neither can be read (not Linux, or the process is gone).
+ */
+export function processCpuTimeUs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1');
+      ns += Number(schedstat.slice(0, schedstat.indexOf(' ')));
+    }
+    if (Number.isFinite(ns) && ns > 0) return ns / 1000;
+  } catch {
+    // A thread gone between readdir and read, or no schedstat: fall back to the process's ticks.
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15 (proc(5)).
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1e6) / ticksPerSecond();
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status), NaN when it cannot be read. */
+export function processRssBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return match === null ? Number.NaN : Number(match[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function scriptArgs(kind: ServerKind): string[] {
+  if (kind === 'bun') return [join(here, `${SCRIPTS[kind]}.ts`)];
   if (serverRuntime() === 'tsx') return ['--import', 'tsx', join(here, `${SCRIPTS[kind]}.ts`)];
   buildServers();
   return [join(BUILD_DIR, 'bench', 'servers', `${SCRIPTS[kind]}.js`)];
@@ -127,6 +236,10 @@ export interface ServerHandle {
   readonly info: Record<string, unknown>;
   /** Memory and cumulative CPU figures of the server process; `gc` collects garbage first. */
   stats(gc?: boolean): Promise<StatsMessage>;
+  /** CPU time of the server process so far (every thread), in µs, from /proc (NaN if unreadable). */
+  cpuTimeUs(): number;
+  /** Resident set size of the server process now, in bytes, from /proc (NaN if unreadable). */
+  rssBytes(): number;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -135,7 +248,7 @@ export interface ServerHandle {
 export interface ServerUsage {
   /** Process CPU time / wall time: 1.0 is one core busy (can exceed 1 with GC helper threads). */
   readonly cpu: number;
-  /** Event-loop utilization of the server's JavaScript thread: 1.0 means never idle. */
+  /** Event-loop utilization of the server's JavaScript thread: 1.0 means never idle (NaN under Bun). */
   readonly elu: number;
 }
 
@@ -147,17 +260,26 @@ export function usageBetween(a: StatsMessage, b: StatsMessage): ServerUsage {
   return { cpu: wallUs > 0 ? cpuUs / wallUs : Number.NaN, elu: active + idle > 0 ? active / (active + idle) : Number.NaN };
 }
 
-/** The server's side of a load generator's measured window: a `stats()` snapshot at each edge. */
+/**
+ * The server's side of a load generator's measured window: at each edge, its CPU time read from /proc
+ * at once, and a `stats()` snapshot over IPC (for the event-loop figures, which only the server knows).
+ */
 export interface WindowSnapshots {
-  /** For the load generator's run: each edge asks the server for a snapshot. */
+  /** For the load generator's run: each edge reads /proc and asks the server for a snapshot. */
   readonly hooks: { readonly onWindowStart: () => void; readonly onWindowEnd: () => void };
-  /** After the run: both snapshots (null where one failed, logged to stderr) and the usage between them (NaN without both). */
+  /**
+   * After the run: both snapshots (null where one failed, logged to stderr) and the usage between them:
+   * `cpu` from /proc (from the snapshots where /proc cannot be read), `elu` from the snapshots (NaN
+   * without both, and under Bun).
+   */
   readonly read: () => Promise<{ readonly before: StatsMessage | null; readonly after: StatsMessage | null; readonly usage: ServerUsage }>;
 }
 
 export function windowSnapshots(server: ServerHandle): WindowSnapshots {
   let before: Promise<StatsMessage | null> | undefined;
   let after: Promise<StatsMessage | null> | undefined;
+  let cpuBefore = { cpuUs: Number.NaN, now: Number.NaN };
+  let cpuAfter = { cpuUs: Number.NaN, now: Number.NaN };
   const snapshot = (): Promise<StatsMessage | null> =>
     server.stats().catch((error: unknown) => {
       process.stderr.write(`stats of the ${server.kind} server: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -166,24 +288,38 @@ export function windowSnapshots(server: ServerHandle): WindowSnapshots {
   return {
     hooks: {
       onWindowStart: () => {
+        cpuBefore = { cpuUs: server.cpuTimeUs(), now: performance.now() };
         before = snapshot();
       },
       onWindowEnd: () => {
+        cpuAfter = { cpuUs: server.cpuTimeUs(), now: performance.now() };
         after = snapshot();
       },
     },
     read: async () => {
       const first = (await before) ?? null;
       const second = (await after) ?? null;
-      return { before: first, after: second, usage: first !== null && second !== null ? usageBetween(first, second) : { cpu: Number.NaN, elu: Number.NaN } };
+      const fromStats = first !== null && second !== null ? usageBetween(first, second) : { cpu: Number.NaN, elu: Number.NaN };
+      const wallUs = (cpuAfter.now - cpuBefore.now) * 1000;
+      const fromProc = wallUs > 0 ? (cpuAfter.cpuUs - cpuBefore.cpuUs) / wallUs : Number.NaN;
+      return { before: first, after: second, usage: { cpu: Number.isFinite(fromProc) ? fromProc : fromStats.cpu, elu: fromStats.elu } };
     },
   };
 }
 
 export async function startServer(kind: ServerKind, options: StartOptions = {}): Promise<ServerHandle> {
-  const nodeArgs = ['--expose-gc'];
-  if (options.cpuProfileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`);
-  nodeArgs.push(...scriptArgs(kind));
+  let runtime: string = process.execPath;
+  const runtimeArgs: string[] = [];
+  if (kind === 'bun') {
+    const bun = bunBinary();
+    if ('missing' in bun) throw new Error(bun.missing);
+    if (options.cpuProfileDir !== undefined) throw new Error('no V8 CPU profile for Bun (it runs JavaScriptCore)');
+    runtime = bun.path;
+  } else {
+    runtimeArgs.push('--expose-gc');
+    if (options.cpuProfileDir !== undefined) runtimeArgs.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`);
+  }
+  runtimeArgs.push(...scriptArgs(kind));
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_SERVER_LIFETIME_MS: String(options.lifetimeMs ?? 15 * 60 * 1000) };
   delete env['BENCH_SERVER_PORT'];
   if (kind === 'ws-no-bufferutil') env['WS_NO_BUFFER_UTIL'] = '1';
@@ -197,8 +333,8 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
     delete env['BENCH_TLS_KEY'];
     delete env['BENCH_TLS_CERT'];
   }
-  // taskset execs node in its own place, so the PID stays node's.
-  const command = options.cpuList === undefined ? [process.execPath, ...nodeArgs] : ['taskset', '-c', options.cpuList, process.execPath, ...nodeArgs];
+  // taskset execs node (or bun) in its own place, so the PID stays the runtime's.
+  const command = options.cpuList === undefined ? [runtime, ...runtimeArgs] : ['taskset', '-c', options.cpuList, runtime, ...runtimeArgs];
   // `exec` keeps the PID and the IPC descriptor; the ulimit only raises the soft limit up to the hard one.
   const child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', ...command], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -231,7 +367,9 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
     child.on('message', onMessage);
     child.on('exit', onExit);
   });
-  return makeHandle(kind, child, pid, { ...listening, info: { ...listening.info, runtime: serverRuntime() } }, exited);
+  // Bun's server names its runtime itself (`bun <version>`); the Node servers run as serverRuntime() says.
+  const runtimeInfo = kind === 'bun' ? {} : { runtime: serverRuntime() };
+  return makeHandle(kind, child, pid, { ...listening, info: { ...listening.info, ...runtimeInfo } }, exited);
 }
 
 function makeHandle(kind: ServerKind, child: ChildProcess, pid: number, listening: ListeningMessage, exited: Promise<void>): ServerHandle {
@@ -246,6 +384,8 @@ function makeHandle(kind: ServerKind, child: ChildProcess, pid: number, listenin
     pid,
     port: listening.port,
     info: listening.info,
+    cpuTimeUs: () => processCpuTimeUs(pid),
+    rssBytes: () => processRssBytes(pid),
     stats(gc = false) {
       if (!running) return Promise.reject(new Error(`the ${kind} server (pid ${pid}) has exited`));
       const id = nextId++;
