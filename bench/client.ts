@@ -33,6 +33,7 @@ import { pathToFileURL } from 'node:url';
 import type { ClientKind, ClientPlan, ClientReport, ClientResult, ClientScenario } from './client-load.ts';
 import { formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
+import { progress as statusLine } from './progress.ts';
 import { envNumber, loadScript, roundedLoad, sectionMain, type SectionRun } from './section.ts';
 import { allowedCpus, pinningAvailable, type Pinning } from './shared.ts';
 import type { StatsMessage } from './servers/common.ts';
@@ -233,6 +234,8 @@ async function measureClient(
   round: number,
   pinning: Pinning | null,
   seen: (info: Record<string, unknown>) => void,
+  /** Each scenario's result as it comes (the child runs them in order). */
+  finished: (result: ClientResult) => void = () => {},
 ): Promise<ClientRunRecord[]> {
   // Per scenario: warm-up, window, the drain and the close handshakes, and room for a slow start.
   const deadlineMs = 30_000 + scenarios.length * (options.warmupMs + options.durationMs + 20_000);
@@ -270,6 +273,7 @@ async function measureClient(
         else after = snapshot(server);
       },
       result: (result) => {
+        finished(result);
         pending.push(record(result, before, after));
         before = Promise.resolve(null);
         after = Promise.resolve(null);
@@ -418,6 +422,8 @@ export async function runClient(run: SectionRun): Promise<{ results: ClientResul
         `${pinning === null ? 'not pinned (no taskset or a single CPU)' : `server on CPU ${pinning.server}, clients on CPU ${pinning.client}`}; load average at start ${loadStart.join(' ')}`,
     );
   }
+  const steps = options.rounds * kinds.length * scenarios.length;
+  let done = 0;
   for (let round = 0; round < options.rounds && scenarios.length > 0; round++) {
     let server: ServerHandle | null = null;
     try {
@@ -426,11 +432,31 @@ export async function runClient(run: SectionRun): Promise<{ results: ClientResul
       serverCpus.push(allowedCpus(server.pid));
       const order = kinds.map((_kind, index) => kinds[(index + round) % kinds.length]!);
       for (const kind of order) {
-        const records = await measureClient(server, kind, scenarios, options, round, pinning, (info) => {
-          clientInfo[kind] = info;
-          clientCpus[kind] = typeof info['cpus'] === 'string' ? info['cpus'] : null;
-          if (kind === 'ws' && info['bufferutil'] !== true) run.print('warning: the ws client did not load native bufferutil');
-        });
+        // The progress line (on a terminal): the scenario the child runs now.
+        const base = done;
+        const show = (index: number): void => {
+          const scenario = scenarios[Math.min(index, scenarios.length - 1)]!;
+          statusLine.update(`client · round ${round + 1}/${options.rounds} · ${CLIENT_LABELS[kind]} · ${scenario.title.replace(/^client /, '')}`, base + index, steps);
+        };
+        show(0);
+        const records = await measureClient(
+          server,
+          kind,
+          scenarios,
+          options,
+          round,
+          pinning,
+          (info) => {
+            clientInfo[kind] = info;
+            clientCpus[kind] = typeof info['cpus'] === 'string' ? info['cpus'] : null;
+            if (kind === 'ws' && info['bufferutil'] !== true) run.print('warning: the ws client did not load native bufferutil');
+          },
+          () => {
+            done++;
+            if (done - base < scenarios.length) show(done - base);
+          },
+        );
+        done = base + scenarios.length;
         for (const record of records) {
           runs.push(record);
           progress(
@@ -454,7 +480,9 @@ export async function runClient(run: SectionRun): Promise<{ results: ClientResul
     } finally {
       await server?.stop();
     }
+    done = (round + 1) * kinds.length * scenarios.length;
   }
+  statusLine.done();
   const summaries = scenarios.map((scenario) => summarize(scenario, kinds, runs, options.rounds));
   if (summaries.length > 0) run.print(LEGEND);
   for (const summary of summaries) run.print(`${formatClientScenario(summary, options)}\n`);

@@ -38,6 +38,7 @@ import { DeflateSession, type DeflateLoadResult } from './deflate-load.ts';
 import { formatBytes, formatMb, formatMicros, formatRate, formatRatio, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
 import { openFileLimit } from './loadgen.ts';
+import { progress as statusLine } from './progress.ts';
 import { echoRounds, envNumber, roundedLoad, sectionMain, type SectionRun } from './section.ts';
 import { DEFLATE_THRESHOLD, type StatsMessage } from './servers/common.ts';
 import { SERVER_LABELS, sourceRevision, startServer, windowSnapshots, type ServerHandle, type ServerKind } from './servers/control.ts';
@@ -629,10 +630,16 @@ export async function runDeflate(run: SectionRun): Promise<{ results: DeflateRes
     run.print(`skipped ${title}: ulimit -n is ${limit}; raise it to at least ${options.idleConnections + 200}`);
     title = null;
   }
+  // The progress line (on a terminal): every idle measurement, then every echo run.
+  const scenarios = DEFLATE_SCENARIOS.filter((scenario) => selected(scenario.title));
+  const echoKinds = options.libraries.map((library) => DEFLATE_KIND[library]);
+  const steps = (title === null ? 0 : options.memoryRounds * idleKinds.length) + options.rounds * echoKinds.length * scenarios.length;
+  let done = 0;
   if (title !== null) {
     for (let round = 0; round < options.memoryRounds; round++) {
       const order = idleKinds.map((_kind, index) => idleKinds[(index + round) % idleKinds.length]!);
       for (const [kind, deflate] of order) {
+        statusLine.update(`deflate · idle round ${round + 1}/${options.memoryRounds} · ${SERVER_LABELS[kind]}${deflate ? '' : ' (deflate off)'}`, done, steps);
         let record: IdleExchangeRecord;
         try {
           record = await measureIdle(kind, deflate, round, options, serverInfo);
@@ -640,6 +647,7 @@ export async function runDeflate(run: SectionRun): Promise<{ results: DeflateRes
           record = failedIdle(kind, deflate, round, options, error);
         }
         idleRuns.push(record);
+        done++;
         progress(
           `  round ${round + 1}/${options.memoryRounds}  ${SERVER_LABELS[kind].padEnd(24)}  ${options.idleConnections} idle after one exchange  ` +
             (record.errors.length > 0
@@ -660,8 +668,6 @@ export async function runDeflate(run: SectionRun): Promise<{ results: DeflateRes
   }
 
   // Echo with deflate on both sides.
-  const scenarios = DEFLATE_SCENARIOS.filter((scenario) => selected(scenario.title));
-  const echoKinds = options.libraries.map((library) => DEFLATE_KIND[library]);
   const echoRuns = await echoRounds({
     rounds: options.rounds,
     servers: echoKinds,
@@ -669,18 +675,24 @@ export async function runDeflate(run: SectionRun): Promise<{ results: DeflateRes
     started: (server) => {
       serverInfo[server.kind] = server.info;
     },
-    measure: (server, scenario, round) => measureEcho(server, scenario, options, round),
+    measure: (server, scenario, round) => {
+      statusLine.update(`deflate · round ${round + 1}/${options.rounds} · ${SERVER_LABELS[server.kind]} · ${scenario.title.replace(/^deflate /, '')}`, done, steps);
+      return measureEcho(server, scenario, options, round);
+    },
     failed: failedEcho,
-    measured: (record) =>
+    measured: (record) => {
+      done++;
       progress(
         `  round ${record.round + 1}/${options.rounds}  ${SERVER_LABELS[record.server].padEnd(24)}  ${record.scenario.padEnd(56)}  ` +
           (record.errors.length > 0
             ? `ERROR ${record.errors.join('; ')}`
             : `${formatRate(record.messagesPerSec).padStart(8)} msgs/s ${formatMb(record.mbPerSec).padStart(6)} MB/s  wire ${formatWire(record.wireRatioDown)} down ${formatWire(record.wireRatioUp)} up  ` +
               `srv CPU ${(100 * record.serverCpu).toFixed(0)}% ${formatCpuUs(record.serverCpuUsPerMessage)}/msg ELU ${record.serverElu.toFixed(2)}  gen ELU ${record.clientElu.toFixed(2)}`),
-      ),
+      );
+    },
     progress,
   });
+  statusLine.done();
   const echoSummaries = scenarios.map((scenario) => summarizeEcho(scenario, echoKinds, echoRuns, options.rounds));
   if (echoSummaries.length > 0) run.print(LEGEND);
   for (const summary of echoSummaries) run.print(`${formatEchoScenario(summary, options)}\n`);

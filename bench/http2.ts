@@ -39,6 +39,7 @@ import { pathToFileURL } from 'node:url';
 import { formatMb, formatMicros, formatRate, formatTable, markdownTable, ratioCell, spread } from './format.ts';
 import { finite, stats, type Stats } from './harness.ts';
 import type { ClientWindow, EchoResult, EchoScenario, HandshakeMode, HandshakeResult, HandshakeScenario, Http2Plan, Http2Report, Transport } from './http2-load.ts';
+import { progress as statusLine } from './progress.ts';
 import { envNumber, loadScript, roundedLoad, sectionMain, type SectionRun } from './section.ts';
 import { allowedCpus, describe, pinningAvailable } from './shared.ts';
 import type { StatsMessage } from './servers/common.ts';
@@ -272,7 +273,7 @@ interface ChildOutcome {
  * the failure if it did not finish. It is killed (SIGKILL, by its PID) if it outlives its own deadline
  * by 10 s.
  */
-async function runChild(server: ServerHandle, plan: Http2Plan, pinning: { client: string } | null): Promise<ChildOutcome> {
+async function runChild(server: ServerHandle, plan: Http2Plan, pinning: { client: string } | null, reported: () => void = () => {}): Promise<ChildOutcome> {
   const script = loadScript('http2-load');
   // taskset execs node in its own place: the PID spawn returns is node's.
   const [command, ...args] = pinning === null ? [process.execPath, ...script] : ['taskset', '-c', pinning.client, process.execPath, ...script];
@@ -298,6 +299,7 @@ async function runChild(server: ServerHandle, plan: Http2Plan, pinning: { client
           if (message.phase === 'start') before = snapshot(server);
           else after = snapshot(server);
         } else if (message.type === 'echo' || message.type === 'handshake') {
+          reported();
           const [first, second] = [before, after];
           before = Promise.resolve(null);
           after = Promise.resolve(null);
@@ -615,7 +617,19 @@ export async function runHttp2(run: SectionRun): Promise<{ results: Http2Results
       });
       serverInfo = server.info;
       serverCpus.push(allowedCpus(server.pid));
-      const outcome = await runChild(server, { ...plan, port: server.port }, pinning);
+      // The progress line (on a terminal): the child runs the plan's steps in order, echo then handshakes.
+      const labels = [
+        ...plan.echo.flatMap(({ scenario, transports }) => transports.map((transport) => `${transport} · ${shortTitle(scenario.title)}`)),
+        ...plan.handshakes.flatMap(({ scenario, modes }) => modes.map((mode) => `${scenario.title} · ${HANDSHAKE_LABELS[mode]}`)),
+      ];
+      const base = round * labels.length;
+      let inRound = 0;
+      const show = (): void => statusLine.update(`http2 · round ${round + 1}/${options.rounds} · ${labels[Math.min(inRound, labels.length - 1)] ?? ''}`, base + inRound, options.rounds * labels.length);
+      show();
+      const outcome = await runChild(server, { ...plan, port: server.port }, pinning, () => {
+        inRound++;
+        if (inRound < labels.length) show();
+      });
       clientInfo = outcome.info;
       clientCpus.push(typeof outcome.info['cpus'] === 'string' ? outcome.info['cpus'] : null);
       negotiated = outcome.negotiated ?? negotiated;
@@ -655,6 +669,7 @@ export async function runHttp2(run: SectionRun): Promise<{ results: Http2Results
       await server?.stop();
     }
   }
+  statusLine.done();
   const echo = echoScenarios.map((scenario) => summarizeEcho(scenario, echoRuns, options.rounds));
   const handshakes = handshakePlans.map(({ scenario, modes }) => summarizeHandshakes(scenario, modes, handshakeRuns, options.rounds));
   if (echo.length > 0) run.print(LEGEND);

@@ -8,10 +8,13 @@
  *   npm run bench -- --check            exit with status 1 when a section reports a missed target
  *
  * Each section writes bench/results/<section>-<ISO date>.json and bench/results/latest-<section>.json.
+ * On a terminal, a status line on stderr shows the section, the step it runs and the time left
+ * (bench/progress.ts; not under CI, nor with BENCH_PROGRESS=0). `node --import tsx bench/report.ts`
+ * then rewrites the tables and charts of BENCHMARKS.md from the latest results.
  * To add a section (end-to-end echo, memory, ...), write bench/<name>.ts exporting a function and add an
  * entry to SECTIONS below; nothing else here changes.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +25,16 @@ import { formatGroup } from './harness.ts';
 import { runHttp2 } from './http2.ts';
 import { runMemory } from './memory.ts';
 import { bufferutilInfo, formatTargets, runMicro } from './micro.bench.ts';
+import { progress } from './progress.ts';
 
 export interface SectionContext {
   readonly quick: boolean;
   /** Group-title prefixes from `--filter`; empty means everything. */
   readonly filter: readonly string[];
-  /** Prints a line (or a table) to stdout as results come in. */
+  /**
+   * Prints a line (or a table) to stdout as results come in. On a terminal the progress line
+   * (bench/progress.ts) is erased before and drawn again after it.
+   */
   readonly print: (text: string) => void;
 }
 
@@ -101,6 +108,33 @@ export const SECTIONS: readonly Section[] = [
     },
   },
 ];
+
+/**
+ * About how long each section takes (seconds) on the 2-core machine of BENCHMARKS.md, for the time
+ * left the progress line shows before a section has finished a step; the duration in the section's
+ * latest results file is used instead when that run was of the same mode and unfiltered.
+ */
+const TYPICAL_SECONDS: Readonly<Record<string, { readonly quick: number; readonly full: number }>> = {
+  micro: { quick: 70, full: 200 },
+  e2e: { quick: 75, full: 460 },
+  memory: { quick: 60, full: 150 },
+  deflate: { quick: 35, full: 75 },
+  client: { quick: 45, full: 130 },
+  http2: { quick: 20, full: 100 },
+};
+
+/** The expected seconds of a section run (undefined under `--filter`: a part of it takes less). */
+function expectedSeconds(name: string, args: Arguments, resultsDir: string): number | undefined {
+  if (args.filter.length > 0) return undefined;
+  const mode = args.quick ? 'quick' : 'full';
+  try {
+    const file = JSON.parse(readFileSync(join(resultsDir, `latest-${name}.json`), 'utf8')) as { seconds?: unknown; environment?: { mode?: unknown } };
+    if (file.environment?.mode === mode && typeof file.seconds === 'number' && file.seconds > 0) return file.seconds;
+  } catch {
+    // No results yet, or unreadable: the typical duration below.
+  }
+  return TYPICAL_SECONDS[name]?.[mode];
+}
 
 interface Arguments {
   readonly quick: boolean;
@@ -178,11 +212,22 @@ async function main(): Promise<void> {
     console.log(`warning: load average ${load1.toFixed(2)} on ${cpus().length} CPUs: absolute figures are unreliable (ratios less so: samples are interleaved)`);
   }
   let missed = 0;
-  for (const section of SECTIONS) {
-    if (args.only.length > 0 && !args.only.includes(section.name)) continue;
+  const selected = SECTIONS.filter((section) => args.only.length === 0 || args.only.includes(section.name));
+  const expected = selected.map((section) => expectedSeconds(section.name, args, resultsDir));
+  for (const [index, section] of selected.entries()) {
     console.log(`\n== ${section.name}: ${section.description}\n`);
+    const later = expected.slice(index + 1);
+    progress.beginSection(section.name, {
+      index,
+      count: selected.length,
+      expectedSeconds: expected[index],
+      laterSeconds: later.every((value) => value !== undefined) ? later.reduce((sum, value) => sum + value, 0) : undefined,
+    });
     const started = performance.now();
+    // console.log goes through process.stdout.write, which progress.ts wraps while its line is shown:
+    // the line is erased before the text and drawn again after it.
     const report = await section.run({ quick: args.quick, filter: args.filter, print: (text) => console.log(text) });
+    progress.endSection();
     const seconds = (performance.now() - started) / 1000;
     missed += report.missedTargets;
     const document = { section: section.name, date, seconds, environment: env, filter: args.filter, results: report.results };
@@ -192,6 +237,7 @@ async function main(): Promise<void> {
     if (args.filter.length === 0) writeJson(join(resultsDir, `latest-${section.name}.json`), document);
     console.log(`${section.name}: ${seconds.toFixed(1)} s, results in ${file}`);
   }
+  progress.stop();
   if (args.check && missed > 0) {
     console.error(`${missed} target(s) missed`);
     process.exitCode = 1;
