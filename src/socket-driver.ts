@@ -100,8 +100,13 @@ const kDriver = Symbol('rfc6455.driver');
  * taken writes its frames as before. Its size bounds what it adds to a connection's unsent output.
  */
 const BATCH_SIZE = 32 * 1024;
-/** Frames larger than this are written as they are (copying them would cost more than a write). */
-const BATCH_FRAME_LIMIT = 2048;
+/**
+ * Frames larger than this are written as they are. Measured (echo, 64 connections × 16 in flight, msgs
+ * per server-CPU-second): batching 400-byte messages won (~350 k against ~307 k written one by one),
+ * batching 1 KiB messages lost (~277 k against ~354 k): a read's replies then fill much of the batch,
+ * the kernel takes less of each write at once, and the batch memory is replaced more often.
+ */
+const BATCH_FRAME_LIMIT = 512;
 let batch = Buffer.allocUnsafeSlow(BATCH_SIZE);
 let batchUsed = 0;
 let batchOwner: SocketDriver | null = null;

@@ -60,10 +60,10 @@ describe('output batching', () => {
     const { port, sockets } = await h.observed({}, echo);
     const client = await h.rawOpened(port);
     const writes = countWrites(sockets[0]!);
-    const sizes = Array.from({ length: 20 }, (_, i) => 1 + i * 50);
+    const sizes = Array.from({ length: 20 }, (_, i) => 1 + i * 25);
     await client.write(framesFor(0, 0, sizes));
     await expectEchoes(client, 0, 0, sizes);
-    // Twenty frames of 3 to 957 bytes: one write (the old path made one per frame).
+    // Twenty frames of 3 to 482 bytes: one write (the old path made one per frame).
     assert.equal(writes.count, 1);
   });
 
@@ -95,10 +95,10 @@ describe('output batching', () => {
     await stalled.sendText('big');
     await until(() => stalledSocket.writableLength > 0, 5000, 'the server holding unsent output');
 
-    const sizes = Array.from({ length: 16 }, () => 1000);
+    const sizes = Array.from({ length: 16 }, () => 400);
     const batches = 40;
     for (let i = 0; i < batches; i++) await stalled.write(framesFor(2, i * sizes.length, sizes));
-    await until(() => stalledSocket.writableLength >= big.length / 2 + batches * sizes.length * 1000, 5000, 'the replies queued behind it');
+    await until(() => stalledSocket.writableLength >= big.length / 2 + batches * sizes.length * 400, 5000, 'the replies queued behind it');
 
     // Meanwhile another connection's batches reuse the batch memory many times.
     for (let round = 0; round < 50; round++) {
