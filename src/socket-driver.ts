@@ -447,8 +447,7 @@ export class SocketDriver implements ProtocolSink {
     const corked = (this.flags & CORKED) !== 0;
     if (corked && payload === null && header.length <= BATCH_FRAME_LIMIT && (this.flags & HTTP2) === 0) {
       // HTTP/2 streams are left out: a stream may hold on to written memory after the write reports done.
-      if (batchOwner === null) batchOwner = this;
-      if (batchOwner === this) {
+      if (batchOwner === null || batchOwner === this) {
         if (batchUsed + header.length > BATCH_SIZE) this.spillBatch();
         batchOwner = this;
         header.copy(batch, batchUsed);
