@@ -99,6 +99,8 @@ export interface ServerSummary {
   readonly mbPerSec: Stats;
   readonly p50Us: Stats;
   readonly p99Us: Stats;
+  /** The slowest round trip of each round: its max is the worst one seen (a stall shows here). */
+  readonly maxUs: Stats;
   readonly serverElu: Stats;
   readonly serverCpu: Stats;
   readonly clientElu: Stats;
@@ -243,6 +245,7 @@ function summarize(scenario: Scenario, servers: readonly ServerKind[], runs: rea
       mbPerSec: stats(own.map((run) => run.mbPerSec)),
       p50Us: stats(own.map((run) => run.latencyUs.p50)),
       p99Us: stats(own.map((run) => run.latencyUs.p99)),
+      maxUs: stats(own.map((run) => run.latencyUs.max)),
       serverElu,
       serverCpu,
       clientElu,
@@ -282,7 +285,8 @@ function summarize(scenario: Scenario, servers: readonly ServerKind[], runs: rea
   return { scenario, servers: summaries, ratios };
 }
 
-const LEGEND = `msgs/s and MB/s (payload echoed, 10^6 B/s): median with min–max over rounds; p50/p99: round-trip latency, median over rounds.
+const LEGEND = `msgs/s and MB/s (payload echoed, 10^6 B/s): median with min–max over rounds; p50/p99: round-trip latency, median over rounds;
+worst: the slowest single round trip of all rounds (a stall of the kind BENCHMARKS.md describes would show here as ~1 s or more).
 srv ELU: the server's event-loop utilization (1.00 = never waiting for I/O; none for Bun, whose figure is a stub); srv CPU: server
 process CPU time / wall time (all its threads, GC included, read from /proc); gen ELU / gen CPU: the load generator worker's
 ELU and its thread's CPU time / wall time (the JSON also has the whole benchmark process's). A side at ELU ≥ ${ELU_SATURATED} is the limit (Bun: srv CPU ≥ ${100 * ELU_SATURATED}%);
@@ -310,6 +314,7 @@ export function formatScenario(summary: ScenarioSummary, options: E2eOptions): s
     formatMicros(row.p50Us.median),
     formatMicros(row.p99Us.median),
     spread(row.p99Us, formatMicros),
+    formatMicros(row.maxUs.max),
     eluCell(row.serverElu.median),
     cpuPercent(row.serverCpu.median),
     formatRate(row.messagesPerServerCpuSecond.median),
@@ -319,7 +324,7 @@ export function formatScenario(summary: ScenarioSummary, options: E2eOptions): s
   ]);
   lines.push(
     formatTable(
-      ['server', 'msgs/s', 'min–max', 'MB/s', 'min–max', 'p50', 'p99', 'p99 min–max', 'srv ELU', 'srv CPU', 'msgs/srv-CPU-s', 'gen ELU', 'gen CPU', 'saturated (ELU ≥ 0.9)'],
+      ['server', 'msgs/s', 'min–max', 'MB/s', 'min–max', 'p50', 'p99', 'p99 min–max', 'worst', 'srv ELU', 'srv CPU', 'msgs/srv-CPU-s', 'gen ELU', 'gen CPU', 'saturated (ELU ≥ 0.9)'],
       rows,
     ),
   );

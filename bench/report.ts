@@ -115,12 +115,14 @@ function e2eSection(file: ResultFile<E2eResults>): string {
   out.push('### Every scenario');
   out.push('');
   out.push(
-    'srv ELU: event-loop utilization of the server (1.00 = never waiting for I/O); srv CPU: server process CPU time ÷ wall time (all threads); gen ELU: the load generator worker. "Saturated" names the side(s) at ELU ≥ 0.9.',
+    'worst: the slowest single round trip of all rounds (a stall shows here); srv ELU: event-loop utilization of the server (1.00 = never waiting for I/O); srv CPU: server process CPU time ÷ wall time (all threads); gen ELU: the load generator worker. "Saturated" names the side(s) at ELU ≥ 0.9.',
   );
   // Columns that only newer results have (messages per server CPU-second, the generator's CPU).
   const perCpu = (row: object): LooseStats | undefined => findStats(row, /^messagesPerServerCpuSecond$/);
   const genCpu = (row: object): LooseStats | undefined => findStats(row, /^clientCpu$/);
+  const worst = (row: object): LooseStats | undefined => findStats(row, /^maxUs$/);
   const allRows = results.scenarios.flatMap((summary) => summary.servers);
+  const withWorst = allRows.some((row) => worst(row) !== undefined);
   const withPerCpu = allRows.some((row) => perCpu(row) !== undefined);
   const withGenCpu = allRows.some((row) => genCpu(row) !== undefined);
   for (const summary of results.scenarios) {
@@ -138,6 +140,7 @@ function e2eSection(file: ResultFile<E2eResults>): string {
           'p50',
           'p99',
           'p99 min–max',
+          ...(withWorst ? ['worst'] : []),
           'srv ELU',
           'srv CPU',
           ...(withPerCpu ? ['msgs / srv CPU-s'] : []),
@@ -154,6 +157,7 @@ function e2eSection(file: ResultFile<E2eResults>): string {
           formatMicros(row.p50Us.median),
           formatMicros(row.p99Us.median),
           `${formatMicros(row.p99Us.min)}–${formatMicros(row.p99Us.max)}`,
+          ...(withWorst ? [formatMicros(worst(row)?.max ?? Number.NaN)] : []),
           fixed2(row.serverElu.median),
           percent(row.serverCpu.median),
           ...(withPerCpu ? [rate(perCpu(row)?.median ?? Number.NaN)] : []),
