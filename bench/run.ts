@@ -3,7 +3,7 @@
  *
  *   npm run bench                       every section, full length
  *   npm run bench -- --quick            short samples (also BENCH_QUICK=1); micro finishes in < 60 s
- *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate, client, http2
+ *   npm run bench -- --only=micro       only the named sections (comma-separated): micro, e2e, memory, deflate, client, fanout, http2
  *   npm run bench -- --filter=parse     only the groups whose title starts with one of these prefixes
  *   npm run bench -- --check            exit with status 1 when a section reports a missed target
  *
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { runClient } from './client.ts';
 import { runDeflate } from './deflate.ts';
 import { runE2e } from './e2e.ts';
+import { runFanout } from './fanout.ts';
 import { formatGroup } from './harness.ts';
 import { runHttp2 } from './http2.ts';
 import { runMemory } from './memory.ts';
@@ -99,6 +100,14 @@ export const SECTIONS: readonly Section[] = [
     },
   },
   {
+    name: 'fanout',
+    description: "one publisher, 1,000 subscribers: rfc6455's topics beside ws's broadcast loop and Bun's publish; memory of a subscription (bench/fanout.ts)",
+    async run(context) {
+      const { results, missedTargets } = await runFanout({ quick: context.quick, filter: context.filter, print: context.print });
+      return { results, missedTargets };
+    },
+  },
+  {
     name: 'http2',
     description:
       'WebSockets over HTTP/2 (RFC 8441) beside HTTP/1.1, both with TLS, one rfc6455 server: echo throughput of N streams on one session vs N TLS connections, handshake latency (bench/http2.ts)',
@@ -121,6 +130,7 @@ const TYPICAL_SECONDS: Readonly<Record<string, { readonly quick: number; readonl
   deflate: { quick: 35, full: 75 },
   client: { quick: 45, full: 130 },
   http2: { quick: 20, full: 100 },
+  fanout: { quick: 30, full: 90 },
 };
 
 /** The expected seconds of a section run (undefined under `--filter`: a part of it takes less). */

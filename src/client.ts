@@ -46,6 +46,7 @@ export async function connect(url: string | URL, options: ClientOptions = {}): P
     ...resolved.settings,
     onError: resolved.onError === undefined ? defaultOnError : reportSafely(resolved.onError),
     onClosed: ignore,
+    topics: null,
   };
   let target = parseWebSocketUrl(url);
   let headers = resolved.headers;

@@ -35,3 +35,6 @@ export {
   type AttachOptions,
   type BroadcastResult,
 } from './server.ts';
+export type { Backplane, BackplaneHost, PublishOptions, PublishResult } from './topics.ts';
+export { runWorkers, clusterBackplane, type WorkerPool, type WorkersOptions, type ClusterBackplaneOptions } from './cluster.ts';
+export { redisBackplane, type RedisBackplaneOptions, type RedisClientLike, type RedisSubscriberLike } from './redis-backplane.ts';

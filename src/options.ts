@@ -5,6 +5,7 @@
  */
 import { DEFAULT_MAX_MESSAGE_SIZE } from './constants.ts';
 import { resolveDeflateOptions, type DeflateSettings, type PerMessageDeflateOptions } from './protocol/permessage-deflate.ts';
+import type { Backplane, TopicHub } from './topics.ts';
 import type { WebSocket } from './websocket.ts';
 
 /** What a send to a connection whose output is over `maxBufferedAmount` does (see ServerOptions). */
@@ -71,6 +72,12 @@ export interface ServerOptions extends ConnectionOptions {
   allowedOrigins?: readonly string[];
   /** Subprotocols the server speaks: `accept()` without a subprotocol picks the client's preferred one of these. */
   subprotocols?: readonly string[];
+  /**
+   * Carries `publish()` to the servers of other processes or machines: `clusterBackplane()` between
+   * `node:cluster` workers, `redisBackplane()` through Redis, or your own (see Backplane). Default: none,
+   * topics stay within this server. `server.close()` closes it.
+   */
+  backplane?: Backplane;
   /** Runs before the route's handler; throw HandshakeError (any status) or WebSocketException (403) to refuse. */
   verify?: (ws: WebSocket) => unknown;
   /**
@@ -102,11 +109,13 @@ export interface ConnectionSettings {
   readonly onError: (error: unknown, ws: WebSocket) => void;
   /** Told once when a connection's socket has closed (the server leaves it out of `clients`). */
   readonly onClosed: (ws: WebSocket) => void;
+  /** The server's topics (one hub per server, shared by its connections); null on a client. */
+  readonly topics: TopicHub | null;
 }
 
 /** ConnectionOptions with every default applied. */
 export interface ResolvedConnection {
-  readonly settings: Omit<ConnectionSettings, 'onError' | 'onClosed'>;
+  readonly settings: Omit<ConnectionSettings, 'onError' | 'onClosed' | 'topics'>;
   readonly heartbeatInterval: number;
 }
 
@@ -118,6 +127,7 @@ export interface ResolvedOptions extends ResolvedConnection {
   readonly subprotocols: readonly string[];
   readonly verify: ((ws: WebSocket) => unknown) | undefined;
   readonly onError: ((error: unknown, ws: WebSocket) => void) | undefined;
+  readonly backplane: Backplane | null;
 }
 
 /** Socket errors that only mean the peer went away: the connection reports 1006, nothing to log. */
@@ -243,5 +253,17 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     subprotocols: strings(options, 'subprotocols') ?? [],
     verify: callback(options, 'verify'),
     onError: callback(options, 'onError'),
+    backplane: backplaneOf(options),
   };
+}
+
+function backplaneOf(options: ServerOptions): Backplane | null {
+  const backplane = options.backplane;
+  if (backplane === undefined) return null;
+  for (const method of ['start', 'subscribe', 'unsubscribe', 'publish', 'close'] as const) {
+    if (typeof (backplane as Partial<Backplane> | null)?.[method] !== 'function') {
+      throw new TypeError(`backplane must implement Backplane (its ${method} is not a function)`);
+    }
+  }
+  return backplane;
 }

@@ -40,6 +40,7 @@ import { serializeResponse } from './http1.ts';
 import { refuseOnStream } from './http2.ts';
 import { defaultOnError, reportSafely, resolveOptions, type ConnectionSettings, type ServerOptions } from './options.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
+import { TopicHub, type Backplane, type PublishOptions, type PublishResult } from './topics.ts';
 import { WebSocket } from './websocket.ts';
 import { pathOf } from './request-info.ts';
 import { compileRoute, type RoutePattern } from './routing.ts';
@@ -213,12 +214,16 @@ export class WebSocketServer {
   private readonly ownSessions = new Set<Http2Session>();
   private readonly ownSockets = new Set<Socket>();
   private closing: Promise<void> | null = null;
+  private readonly topics: TopicHub;
+  private readonly backplane: Backplane | null;
 
   /** Throws RangeError/TypeError naming the option for any invalid option (see ServerOptions). */
   constructor(options: ServerOptions = {}) {
     const resolved = resolveOptions(options);
     this.report = reportSafely(resolved.onError ?? defaultOnError);
-    this.settings = { ...resolved.settings, onError: this.report, onClosed: this.forget };
+    this.topics = new TopicHub(resolved.backplane);
+    this.backplane = resolved.backplane;
+    this.settings = { ...resolved.settings, onError: this.report, onClosed: this.forget, topics: this.topics };
     this.handshakeTimeout = this.settings.handshakeTimeout;
     this.maxConnections = resolved.maxConnections;
     this.maxSessionStreams = resolved.maxSessionStreams;
@@ -228,6 +233,7 @@ export class WebSocketServer {
     const interval = resolved.heartbeatInterval;
     this.heartbeat = interval > 0 ? setInterval(this.beat, interval) : null;
     this.heartbeat?.unref();
+    this.backplane?.start({ deliver: this.topics.receive, close: () => this.close() });
   }
 
   /** Every connection from its upgrade request until its socket closes (accepted or not yet). */
@@ -358,6 +364,22 @@ export class WebSocketServer {
   }
 
   /**
+   * Publishes `data` (a string as text, bytes as binary, or a PreparedMessage) to every subscriber of
+   * `topic` on this server, except `exclude`, and through the backplane (if any) to the subscribers on
+   * every other server. Encoded once, and compressed once per set of deflate parameters; a subscriber
+   * over `maxBufferedAmount` is skipped or closed per `slowConsumer`. The result counts this server's
+   * subscribers. At most once, in order per publisher per topic.
+   */
+  publish(topic: string, data: string | Uint8Array | PreparedMessage, options: PublishOptions = {}): PublishResult {
+    return this.topics.publish(topic, data, options.exclude);
+  }
+
+  /** Number of this server's connections subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    return this.topics.subscriberCount(topic);
+  }
+
+  /**
    * Graceful shutdown: stops taking upgrades, sends `code` (default 1001) to every open connection,
    * refuses pending handshakes with 503, waits up to `timeout` for the closing handshakes, drops what
    * is left, and closes the server `listen()` started (an attached server is only detached).
@@ -404,6 +426,7 @@ export class WebSocketServer {
     for (const session of this.ownSessions) session.destroy();
     for (const socket of this.ownSockets) socket.destroy();
     await listenerClosed;
+    await this.backplane?.close();
   }
 
   private takeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, unmatched: 'refuse' | 'ignore'): void {
@@ -526,6 +549,12 @@ export class WebSocketServer {
   /** Every connection calls it once, when its socket has closed. */
   private readonly forget = (ws: WebSocket): void => {
     this.connections.delete(ws);
+    try {
+      this.topics.dropConnection(ws);
+    } catch (error) {
+      // A backplane's unsubscribe threw: reported, the connection is gone either way.
+      this.report(error, ws);
+    }
   };
 
   private readonly beat = (): void => {

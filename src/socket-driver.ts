@@ -371,6 +371,13 @@ export class SocketDriver implements ProtocolSink {
       }
       return 'skipped';
     }
+    // Deliveries made in one turn (a publisher's read of several messages, a loop of publishes) leave
+    // in one write per subscriber, not one per message: the socket is corked until the turn's end.
+    if ((this.flags & (CORKED | HTTP2)) === 0) {
+      this.flags |= CORKED;
+      this.socket.cork();
+      if (deliveredThisTurn.push(this) === 1) process.nextTick(flushDelivered);
+    }
     try {
       protocol.sendPrepared(prepared);
     } catch {
@@ -762,6 +769,15 @@ function onSocketTimeout(this: DriverSocket): void {
 
 function onSocketDrain(this: DriverSocket): void {
   this[kDriver]!.handleDrain();
+}
+
+/** Connections corked by deliver() this turn, flushed together once the turn's code has run. */
+let deliveredThisTurn: SocketDriver[] = [];
+
+function flushDelivered(): void {
+  const drivers = deliveredThisTurn;
+  deliveredThisTurn = [];
+  for (const driver of drivers) driver.flush();
 }
 
 function uncorkAfterTurn(driver: SocketDriver): void {

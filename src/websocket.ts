@@ -20,6 +20,7 @@ import type { CloseEvent } from './protocol/protocol.ts';
 import { parseCookies, queryOf } from './request-info.ts';
 import type { PathParams } from './routing.ts';
 import { SocketDriver, type ConnectionState, type Delivery } from './socket-driver.ts';
+import type { PublishResult, TopicHub } from './topics.ts';
 
 export type { ConnectionState };
 
@@ -435,6 +436,41 @@ export class WebSocket implements AsyncIterable<Message> {
   /** Drops the TCP connection at once, without a closing handshake (on HTTP/2: resets the stream with CANCEL). */
   terminate(): void {
     this.#driver.terminate();
+  }
+
+  // ---------------------------------------------------------------- topics (server connections)
+
+  /**
+   * Subscribes this connection to `topic` (see WebSocketServer.publish): true if it was not subscribed
+   * yet. Subscriptions end when the connection closes; a closed connection cannot subscribe (false).
+   * TypeError on a client connection, or for a topic that is not a non-empty string.
+   */
+  subscribe(topic: string): boolean {
+    return this.topicHub().subscribe(this, topic);
+  }
+
+  /** Ends a subscription: true if this connection was subscribed to `topic`. */
+  unsubscribe(topic: string): boolean {
+    return this.topicHub().unsubscribe(this, topic);
+  }
+
+  /** The topics this connection is subscribed to, in the order subscribed (empty on a client). */
+  get topics(): readonly string[] {
+    return this.settings.topics?.topicsOf(this) ?? [];
+  }
+
+  /**
+   * Publishes to `topic` as `server.publish()` does, skipping this connection (it need not be
+   * subscribed itself).
+   */
+  publish(topic: string, data: string | Uint8Array | PreparedMessage): PublishResult {
+    return this.topicHub().publish(topic, data, this);
+  }
+
+  private topicHub(): TopicHub {
+    const hub = this.settings.topics;
+    if (hub === null) throw new TypeError('topics belong to server connections; a client connection has none');
+    return hub;
   }
 
   /** @internal A message encoded once for many connections (see WebSocketServer.broadcast). */

@@ -26,8 +26,11 @@ const ROOT = [
   'WebSocketDisconnect',
   'WebSocketException',
   'WebSocketServer',
+  'clusterBackplane',
   'connect',
   'prepareMessage',
+  'redisBackplane',
+  'runWorkers',
   'serve',
 ];
 

@@ -18,17 +18,21 @@
  *   1 MiB): past the limit Bun's `send()` drops the message, which the others never do;
  * - permessage-deflate off (Bun's default, as ws's).
  */
-import { announce, HOST, listenPort } from './common.ts';
+import { announce, FANOUT_PUBLISH_PATH, FANOUT_TOPIC, fanoutRequested, HOST, listenPort } from './common.ts';
 
 /** The part of Bun's API this file uses (no @types/bun in the project). */
 interface BunServerWebSocket {
   /** Bytes sent, -1 when queued behind backpressure, 0 when dropped. */
   send(data: string | Uint8Array): number;
+  subscribe(topic: string): void;
+  /** What upgrade() was given as `data`. */
+  readonly data: { readonly publisher: boolean } | undefined;
 }
 
 interface BunServer {
   readonly port: number;
-  upgrade(request: Request): boolean;
+  upgrade(request: Request, options?: { data: { publisher: boolean } }): boolean;
+  publish(topic: string, data: string | Uint8Array): number;
 }
 
 interface BunServeOptions {
@@ -36,6 +40,7 @@ interface BunServeOptions {
   readonly port: number;
   fetch(request: Request, server: BunServer): Response | undefined;
   readonly websocket: {
+    open?(ws: BunServerWebSocket): void;
     message(ws: BunServerWebSocket, message: string | Uint8Array): void;
     readonly maxPayloadLength: number;
     readonly idleTimeout: number;
@@ -54,17 +59,25 @@ declare const Bun: {
 if (typeof Bun === 'undefined') throw new Error('bench/servers/bun-echo.ts runs under Bun, not Node');
 
 const MAX_MESSAGE = 64 * 1024 * 1024;
+// Fan-out (BENCH_FANOUT=1): every connection but the publisher subscribes; the publisher's messages go
+// out with Bun's own server.publish (uWebSockets' topic tree).
+const fanout = fanoutRequested();
 
-const server = Bun.serve({
+const server: BunServer = Bun.serve({
   hostname: HOST,
   port: listenPort(),
   fetch(request, bunServer) {
-    if (bunServer.upgrade(request)) return undefined;
+    const publisher = new URL(request.url).pathname === FANOUT_PUBLISH_PATH;
+    if (bunServer.upgrade(request, { data: { publisher } })) return undefined;
     return new Response('WebSocket only\n', { status: 426, headers: { Upgrade: 'websocket' } });
   },
   websocket: {
+    open(ws) {
+      if (fanout && ws.data?.publisher !== true) ws.subscribe(FANOUT_TOPIC);
+    },
     message(ws, message) {
-      ws.send(message);
+      if (fanout) server.publish(FANOUT_TOPIC, message);
+      else ws.send(message);
     },
     maxPayloadLength: MAX_MESSAGE,
     idleTimeout: 0,
@@ -75,4 +88,4 @@ const server = Bun.serve({
   },
 });
 
-announce('Bun echo', server.port, { library: `Bun.serve (bun@${Bun.version})`, runtime: `bun ${Bun.version}` });
+announce(fanout ? 'Bun fan-out' : 'Bun echo', server.port, { library: `Bun.serve (bun@${Bun.version})`, runtime: `bun ${Bun.version}` });

@@ -26,6 +26,19 @@ export const HOST = '127.0.0.1';
  */
 export const DEFLATE_THRESHOLD = 256;
 
+/**
+ * With BENCH_FANOUT=1 an echo server runs the fan-out benchmark (bench/fanout.ts) instead of echoing:
+ * a connection to FANOUT_PUBLISH_PATH is the publisher, whose every message goes to every other
+ * connection (each subscribes to FANOUT_TOPIC), the way each library does it best: rfc6455's
+ * `server.publish`, ws's broadcast loop from its README, Bun's `server.publish`.
+ */
+export function fanoutRequested(): boolean {
+  return process.env['BENCH_FANOUT'] === '1';
+}
+
+export const FANOUT_PUBLISH_PATH = '/publish';
+export const FANOUT_TOPIC = 'fan-out';
+
 export function deflateRequested(): boolean {
   return process.env['BENCH_DEFLATE'] === '1';
 }

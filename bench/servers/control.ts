@@ -226,6 +226,8 @@ export interface StartOptions {
    * never takes its core. Unset: wherever the scheduler puts it.
    */
   readonly cpuList?: string;
+  /** More environment for the server (e.g. BENCH_FANOUT=1), over the benchmark's own. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ServerHandle {
@@ -333,6 +335,8 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
     delete env['BENCH_TLS_KEY'];
     delete env['BENCH_TLS_CERT'];
   }
+  delete env['BENCH_FANOUT'];
+  Object.assign(env, options.env);
   // taskset execs node (or bun) in its own place, so the PID stays the runtime's.
   const command = options.cpuList === undefined ? [runtime, ...runtimeArgs] : ['taskset', '-c', options.cpuList, runtime, ...runtimeArgs];
   // `exec` keeps the PID and the IPC descriptor; the ulimit only raises the soft limit up to the hard one.

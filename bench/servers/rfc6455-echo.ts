@@ -14,7 +14,7 @@
  */
 import { createSecureServer, type Http2Session } from 'node:http2';
 import { serve, WebSocketServer, type Handler } from '../../src/index.ts';
-import { announce, DEFLATE_THRESHOLD, deflateRequested, HOST, listenPort, tlsRequested } from './common.ts';
+import { announce, DEFLATE_THRESHOLD, deflateRequested, FANOUT_PUBLISH_PATH, FANOUT_TOPIC, fanoutRequested, HOST, listenPort, tlsRequested } from './common.ts';
 
 const perMessageDeflate = deflateRequested() ? { threshold: DEFLATE_THRESHOLD } : false;
 const tls = tlsRequested();
@@ -28,8 +28,23 @@ const echo: Handler = async (ws) => {
   }
 };
 
+/** Fan-out (BENCH_FANOUT=1): the publisher's messages go to every subscriber, encoded once per publish. */
+const fanout: Handler = async (ws) => {
+  await ws.accept();
+  if (ws.path === FANOUT_PUBLISH_PATH) {
+    for await (const message of ws) fanoutServer!.publish(FANOUT_TOPIC, message.data);
+  } else {
+    ws.subscribe(FANOUT_TOPIC);
+    for await (const _ of ws);
+  }
+};
+let fanoutServer: WebSocketServer | null = null;
+
 let port: number;
-if (tls !== null && h2Window > 0) {
+if (fanoutRequested()) {
+  fanoutServer = await serve(fanout, { port: listenPort(), host: HOST, ...options });
+  port = fanoutServer.address()!.port;
+} else if (tls !== null && h2Window > 0) {
   if (!(Number.isSafeInteger(h2Window) && h2Window >= 65_535 && h2Window <= 2 ** 31 - 1)) throw new RangeError(`BENCH_HTTP2_SERVER_WINDOW=${h2Window}: expected 65535 to 2^31 - 1`);
   const http2 = createSecureServer({ ...tls, allowHTTP1: true, settings: { initialWindowSize: h2Window } });
   http2.on('session', (session: Http2Session) => session.setLocalWindowSize(h2Window));
@@ -44,4 +59,4 @@ if (tls !== null && h2Window > 0) {
   port = server.address()!.port;
 }
 
-announce('rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'listen({ tls }) defaults' }) });
+announce(fanoutServer !== null ? 'rfc6455 fan-out' : 'rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'listen({ tls }) defaults' }) });

@@ -10,8 +10,8 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { WebSocketServer } from 'ws';
-import { announce, DEFLATE_THRESHOLD, deflateRequested, HOST, listenPort } from './common.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { announce, DEFLATE_THRESHOLD, deflateRequested, FANOUT_PUBLISH_PATH, fanoutRequested, HOST, listenPort } from './common.ts';
 
 const require = createRequire(import.meta.url);
 const wsLib = join(dirname(require.resolve('ws/package.json')), 'lib');
@@ -21,16 +21,28 @@ const version = (require('ws/package.json') as { version: string }).version;
 
 const perMessageDeflate = deflateRequested() ? { threshold: DEFLATE_THRESHOLD } : false;
 const server = new WebSocketServer({ host: HOST, port: listenPort(), maxPayload: 64 * 1024 * 1024, perMessageDeflate });
-server.on('connection', (ws) => {
-  ws.on('message', (data, isBinary) => {
-    ws.send(data, { binary: isBinary });
-  });
+const fanout = fanoutRequested();
+server.on('connection', (ws, request) => {
+  if (fanout) {
+    // Fan-out (BENCH_FANOUT=1): the broadcast loop of ws's README, from the publisher to every other client.
+    if (request.url === FANOUT_PUBLISH_PATH) {
+      ws.on('message', (data, isBinary) => {
+        server.clients.forEach((client) => {
+          if (client !== ws && client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
+        });
+      });
+    }
+  } else {
+    ws.on('message', (data, isBinary) => {
+      ws.send(data, { binary: isBinary });
+    });
+  }
   ws.on('error', () => undefined);
 });
 server.on('listening', () => {
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
-  announce(nativeUnmask ? 'ws echo (bufferutil)' : 'ws echo (no bufferutil)', port, {
+  announce(`ws ${fanout ? 'fan-out' : 'echo'} (${nativeUnmask ? 'bufferutil' : 'no bufferutil'})`, port, {
     library: `ws@${version}`,
     bufferutil: nativeUnmask,
     WS_NO_BUFFER_UTIL: process.env['WS_NO_BUFFER_UTIL'] ?? null,

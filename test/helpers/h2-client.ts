@@ -97,6 +97,7 @@ export function webSocketOverStream(
     ...resolveConnectionOptions(options).settings,
     onError,
     onClosed: () => undefined,
+    topics: null,
   };
   const protocol = response.headers['sec-websocket-protocol'];
   return new WebSocket(

@@ -153,13 +153,20 @@ export class WsClient {
     const queued = this.queue.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.isClosed) return Promise.reject(new Error('the client is closed'));
+    // A wait that times out gives up its place, so the next message goes to the next wait.
+    let waiter: ((message: string | Buffer | null) => void) | undefined;
     return withTimeout(
       new Promise<string | Buffer>((resolve, reject) => {
-        this.waiters.push((message) => (message === null ? reject(new Error('the client closed while waiting')) : resolve(message)));
+        waiter = (message) => (message === null ? reject(new Error('the client closed while waiting')) : resolve(message));
+        this.waiters.push(waiter);
       }),
       timeout,
       'waiting for a message',
-    );
+    ).catch((error: unknown) => {
+      const index = this.waiters.indexOf(waiter!);
+      if (index !== -1) this.waiters.splice(index, 1);
+      throw error;
+    });
   }
 
   send(data: string | Uint8Array): void {
