@@ -52,7 +52,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { title: 'latency 16 B × 1 connection × 1 in flight', size: 16, connections: 1, inFlight: 1, focus: 'latency' },
 ];
 
-export const SERVERS: readonly ServerKind[] = ['rfc6455', 'ws', 'ws-no-bufferutil', 'tcp', 'bun'];
+export const SERVERS: readonly ServerKind[] = ['rfc6455', 'ws', 'ws-no-bufferutil', 'tcp', 'bun', 'rfc6455-workers'];
 
 export interface E2eOptions {
   readonly rounds: number;
@@ -196,7 +196,8 @@ async function measure(server: ServerHandle, scenario: Scenario, options: E2eOpt
     mbPerSec: result.mbPerSec,
     latencyUs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max, mean: latency.mean },
     messages: result.messages,
-    serverElu: usage.elu,
+    // Under node:cluster the event loops that work are the workers'; the primary's says nothing.
+    serverElu: server.kind === 'rfc6455-workers' ? Number.NaN : usage.elu,
     serverCpu: usage.cpu,
     messagesPerServerCpuSecond: usage.cpu > 0 ? result.messagesPerSec / usage.cpu : Number.NaN,
     clientElu: result.workerElu,
@@ -287,8 +288,9 @@ function summarize(scenario: Scenario, servers: readonly ServerKind[], runs: rea
 
 const LEGEND = `msgs/s and MB/s (payload echoed, 10^6 B/s): median with min–max over rounds; p50/p99: round-trip latency, median over rounds;
 worst: the slowest single round trip of all rounds (a stall of the kind BENCHMARKS.md describes would show here as ~1 s or more).
-srv ELU: the server's event-loop utilization (1.00 = never waiting for I/O; none for Bun, whose figure is a stub); srv CPU: server
-process CPU time / wall time (all its threads, GC included, read from /proc); gen ELU / gen CPU: the load generator worker's
+srv ELU: the server's event-loop utilization (1.00 = never waiting for I/O; none for Bun, whose figure is a stub, nor for 2 workers);
+srv CPU: server process CPU time / wall time (all its threads, GC included, read from /proc; with 2 workers, the primary and both
+workers: up to 200 %); gen ELU / gen CPU: the load generator worker's
 ELU and its thread's CPU time / wall time (the JSON also has the whole benchmark process's). A side at ELU ≥ ${ELU_SATURATED} is the limit (Bun: srv CPU ≥ ${100 * ELU_SATURATED}%);
 on 2 cores, an ELU near 1 with CPU well under 100 % means the process was runnable but waiting for a core (other load on the machine).
 msgs/srv-CPU-s: msgs/s ÷ srv CPU, messages echoed per second of server CPU time: comparable whichever side was the limit.

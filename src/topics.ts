@@ -5,8 +5,10 @@
  * obeys the connection's slow-consumer policy, exactly as `broadcast()` does.
  *
  * Memory: subscriptions live here, not on the connection. A connection that subscribes to nothing has
- * no entry at all; each subscription is one entry in its topic's Set and one array slot for the
- * connection (so its subscriptions can end with it).
+ * no entry at all; each subscription is one entry in its topic's Set, plus the connection's own record
+ * of its topics (so its subscriptions can end with it): the topic string itself for one topic, an
+ * array of exactly its topics for more (rebuilt on change: a connection has few, and a growable array
+ * would keep slack for each).
  */
 import { Opcode } from './constants.ts';
 import { prepareMessage, PreparedMessage } from './protocol/frame-encoder.ts';
@@ -69,8 +71,8 @@ export function checkTopic(topic: unknown): asserts topic is string {
 /** One server's subscriptions and its backplane. */
 export class TopicHub {
   private readonly subscribers = new Map<string, Set<WebSocket>>();
-  /** The topics of each connection with at least one subscription, in the order subscribed. */
-  private readonly topicsOfConnection = new Map<WebSocket, string[]>();
+  /** The topics of each connection with at least one subscription, in the order subscribed: one topic, or an array of two or more. */
+  private readonly topicsOfConnection = new Map<WebSocket, string | readonly string[]>();
   private readonly backplane: Backplane | null;
 
   constructor(backplane: Backplane | null) {
@@ -91,8 +93,7 @@ export class TopicHub {
     }
     subscribers.add(ws);
     const topics = this.topicsOfConnection.get(ws);
-    if (topics === undefined) this.topicsOfConnection.set(ws, [topic]);
-    else topics.push(topic);
+    this.topicsOfConnection.set(ws, topics === undefined ? topic : typeof topics === 'string' ? [topics, topic] : [...topics, topic]);
     return true;
   }
 
@@ -101,10 +102,15 @@ export class TopicHub {
     checkTopic(topic);
     const topics = this.topicsOfConnection.get(ws);
     if (topics === undefined) return false;
-    const index = topics.indexOf(topic);
-    if (index === -1) return false;
-    topics.splice(index, 1);
-    if (topics.length === 0) this.topicsOfConnection.delete(ws);
+    if (typeof topics === 'string') {
+      if (topics !== topic) return false;
+      this.topicsOfConnection.delete(ws);
+    } else {
+      const index = topics.indexOf(topic);
+      if (index === -1) return false;
+      const rest = topics.filter((_, i) => i !== index);
+      this.topicsOfConnection.set(ws, rest.length === 1 ? rest[0]! : rest);
+    }
     this.leave(ws, topic);
     return true;
   }
@@ -112,7 +118,7 @@ export class TopicHub {
   /** The topics `ws` is subscribed to, in the order subscribed (a copy). */
   topicsOf(ws: WebSocket): readonly string[] {
     const topics = this.topicsOfConnection.get(ws);
-    return topics === undefined ? NO_TOPICS : topics.slice();
+    return topics === undefined ? NO_TOPICS : typeof topics === 'string' ? [topics] : topics.slice();
   }
 
   /** Number of local subscribers of `topic`. */
@@ -125,7 +131,8 @@ export class TopicHub {
     const topics = this.topicsOfConnection.get(ws);
     if (topics === undefined) return;
     this.topicsOfConnection.delete(ws);
-    for (const topic of topics) this.leave(ws, topic);
+    if (typeof topics === 'string') this.leave(ws, topics);
+    else for (const topic of topics) this.leave(ws, topic);
   }
 
   /** Publishes to the local subscribers (except `exclude`) and, through the backplane, to every other server. */

@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { ListeningMessage, StatsMessage } from './common.ts';
 
-export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'bun' | 'rfc6455-deflate' | 'ws-deflate' | 'rfc6455-tls';
+export type ServerKind = 'rfc6455' | 'ws' | 'ws-no-bufferutil' | 'tcp' | 'bun' | 'rfc6455-deflate' | 'ws-deflate' | 'rfc6455-tls' | 'rfc6455-workers';
 
 export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   rfc6455: 'rfc6455',
@@ -43,6 +43,7 @@ export const SERVER_LABELS: Readonly<Record<ServerKind, string>> = {
   'rfc6455-deflate': 'rfc6455, deflate',
   'ws-deflate': 'ws + bufferutil, deflate',
   'rfc6455-tls': 'rfc6455, TLS (HTTP/1.1 + HTTP/2)',
+  'rfc6455-workers': 'rfc6455, 2 workers',
 };
 
 /** The servers that offer permessage-deflate (RFC 7692): the same echo scripts, told by BENCH_DEFLATE=1. */
@@ -58,6 +59,7 @@ const SCRIPTS: Readonly<Record<ServerKind, string>> = {
   'rfc6455-deflate': 'rfc6455-echo',
   'ws-deflate': 'ws-echo',
   'rfc6455-tls': 'rfc6455-echo',
+  'rfc6455-workers': 'rfc6455-echo',
 };
 
 /**
@@ -195,6 +197,28 @@ export function processCpuTimeUs(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/**
+ * CPU time of a process and of its descendants (the workers of a `node:cluster` server), in
+ * microseconds: processCpuTimeUs of each, found through /proc/<pid>/task/<tid>/children.
+ */
+export function processTreeCpuTimeUs(pid: number): number {
+  let total = processCpuTimeUs(pid);
+  let children: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim();
+      if (list !== '') children = children.concat(list.split(' ').map(Number));
+    }
+  } catch {
+    return total;
+  }
+  for (const child of children) {
+    const time = processTreeCpuTimeUs(child);
+    if (Number.isFinite(time)) total += time;
+  }
+  return total;
 }
 
 /** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status), NaN when it cannot be read. */
@@ -336,6 +360,9 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
     delete env['BENCH_TLS_CERT'];
   }
   delete env['BENCH_FANOUT'];
+  // `rfc6455-workers`: the same echo under runWorkers(), two worker processes on one port (node:cluster).
+  if (kind === 'rfc6455-workers') env['BENCH_WORKERS'] = '2';
+  else delete env['BENCH_WORKERS'];
   Object.assign(env, options.env);
   // taskset execs node (or bun) in its own place, so the PID stays the runtime's.
   const command = options.cpuList === undefined ? [runtime, ...runtimeArgs] : ['taskset', '-c', options.cpuList, runtime, ...runtimeArgs];
@@ -388,7 +415,7 @@ function makeHandle(kind: ServerKind, child: ChildProcess, pid: number, listenin
     pid,
     port: listening.port,
     info: listening.info,
-    cpuTimeUs: () => processCpuTimeUs(pid),
+    cpuTimeUs: () => processTreeCpuTimeUs(pid),
     rssBytes: () => processRssBytes(pid),
     stats(gc = false) {
       if (!running) return Promise.reject(new Error(`the ${kind} server (pid ${pid}) has exited`));

@@ -12,8 +12,9 @@
  * window with `setLocalWindowSize`, as Node's documentation shows), and `attach()`es to it: what a user
  * can do today to let clients send more than 64 KiB per stream and per session before an acknowledgement.
  */
+import cluster from 'node:cluster';
 import { createSecureServer, type Http2Session } from 'node:http2';
-import { serve, WebSocketServer, type Handler } from '../../src/index.ts';
+import { clusterBackplane, runWorkers, serve, WebSocketServer, type Handler } from '../../src/index.ts';
 import { announce, DEFLATE_THRESHOLD, deflateRequested, FANOUT_PUBLISH_PATH, FANOUT_TOPIC, fanoutRequested, HOST, listenPort, tlsRequested } from './common.ts';
 
 const perMessageDeflate = deflateRequested() ? { threshold: DEFLATE_THRESHOLD } : false;
@@ -40,8 +41,24 @@ const fanout: Handler = async (ws) => {
 };
 let fanoutServer: WebSocketServer | null = null;
 
+const workers = Number(process.env['BENCH_WORKERS'] ?? 0);
+
 let port: number;
-if (fanoutRequested()) {
+if (workers > 0 && cluster.isPrimary) {
+  // BENCH_WORKERS=N: the echo under runWorkers() (node:cluster), as `npm start -- --workers N` runs it.
+  // The primary reports the port once every worker listens; the benchmark sums the CPU of the tree.
+  runWorkers({ workers, signals: [] });
+  port = await new Promise<number>((resolve) => {
+    let listening = 0;
+    cluster.on('listening', (_worker, address) => {
+      if (++listening === workers) resolve(address.port);
+    });
+  });
+} else if (workers > 0) {
+  // A worker: port 0 is the same port in every worker of a cluster.
+  await serve(echo, { port: listenPort(), host: HOST, ...options, backplane: clusterBackplane() });
+  port = 0;
+} else if (fanoutRequested()) {
   fanoutServer = await serve(fanout, { port: listenPort(), host: HOST, ...options });
   port = fanoutServer.address()!.port;
 } else if (tls !== null && h2Window > 0) {
@@ -59,4 +76,4 @@ if (fanoutRequested()) {
   port = server.address()!.port;
 }
 
-announce(fanoutServer !== null ? 'rfc6455 fan-out' : 'rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'listen({ tls }) defaults' }) });
+if (!cluster.isWorker) announce(fanoutServer !== null ? 'rfc6455 fan-out' : workers > 0 ? `rfc6455 echo, ${workers} workers` : 'rfc6455 echo', port, { library: 'rfc6455', perMessageDeflate, ...(tls === null ? {} : { tls: true, h2Window: h2Window > 0 ? h2Window : 'listen({ tls }) defaults' }) });
