@@ -56,6 +56,8 @@ export class WorkerPool {
   /** Topics with a subscriber, per worker: a publish goes only where someone listens. */
   private readonly subscriptions = new Map<Worker, Set<string>>();
   private readonly startedAt = new Map<Worker, number>();
+  /** Bytes of publishes relayed to each worker and not yet written to its channel. */
+  private readonly pendingBytes = new Map<Worker, number>();
   private failures = 0;
   private closing: Promise<void> | null = null;
   private readonly signalHandler: () => void;
@@ -135,17 +137,28 @@ export class WorkerPool {
       case 'unsubscribe':
         topics.delete(message.topic);
         break;
-      case 'publish':
+      case 'publish': {
+        const size = byteLengthOf(message);
         for (const [worker, subscribed] of this.subscriptions) {
           if (worker === from || !subscribed.has(message.topic) || !worker.isConnected()) continue;
-          worker.send(message);
+          // At most once: a worker whose channel is backed up misses the message rather than queue it.
+          const pending = this.pendingBytes.get(worker) ?? 0;
+          if (pending + size > MAX_PENDING_IPC_BYTES) continue;
+          this.pendingBytes.set(worker, pending + size);
+          worker.send(message, undefined, () => {
+            const left = (this.pendingBytes.get(worker) ?? size) - size;
+            if (left > 0) this.pendingBytes.set(worker, left);
+            else this.pendingBytes.delete(worker);
+          });
         }
         break;
+      }
     }
   }
 
   private readonly onExit = (worker: Worker): void => {
     if (!this.subscriptions.delete(worker)) return;
+    this.pendingBytes.delete(worker);
     const started = this.startedAt.get(worker) ?? 0;
     this.startedAt.delete(worker);
     if (this.closing !== null) return;
@@ -191,9 +204,22 @@ export function clusterBackplane(options: ClusterBackplaneOptions = {}): Backpla
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
+/**
+ * Bytes of publishes not yet written to the IPC channel above which further ones are dropped, in a
+ * worker (towards the primary) and in the primary (towards each worker): Node queues IPC messages
+ * without limit, and a publisher faster than the channel must not grow that queue without bound.
+ */
+const MAX_PENDING_IPC_BYTES = 16 * 1024 * 1024;
+
+function byteLengthOf(message: ClusterMessage): number {
+  return message.rfc6455 === 'publish' ? (bytesOf(message.data)?.length ?? 0) + message.topic.length + 64 : 64;
+}
+
 class ClusterBackplane implements Backplane {
   private host: BackplaneHost | null = null;
   private readonly onError: (error: unknown) => void;
+  private pendingBytes = 0;
+  private dropped = 0;
 
   constructor(onError: (error: unknown) => void) {
     this.onError = onError;
@@ -229,7 +255,19 @@ class ClusterBackplane implements Backplane {
   private send(message: ClusterMessage): void {
     // The channel is gone once the primary exited or disconnected us: nothing crosses any more.
     if (process.connected !== true) return;
+    const size = byteLengthOf(message);
+    // At most once: a publish over the limit is dropped (subscriptions always go: they are small and rare).
+    if (message.rfc6455 === 'publish' && this.pendingBytes + size > MAX_PENDING_IPC_BYTES) {
+      if (this.dropped++ === 0) this.onError(new RangeError('cluster backplane: the IPC channel is backed up; dropping publishes until it drains'));
+      return;
+    }
+    this.pendingBytes += size;
     process.send!(message, undefined, undefined, (error: Error | null) => {
+      this.pendingBytes -= size;
+      if (this.dropped > 0 && this.pendingBytes <= MAX_PENDING_IPC_BYTES / 2) {
+        this.onError(new RangeError(`cluster backplane: ${this.dropped} publish(es) dropped while the IPC channel was backed up`));
+        this.dropped = 0;
+      }
       if (error !== null) this.onError(error);
     });
   }

@@ -43,6 +43,12 @@ export interface RedisBackplaneOptions {
   readonly prefix?: string;
   /** Receives Redis errors (a lost connection, a failed publish). Default: console.error. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Bytes of publishes handed to the client and not yet answered by Redis above which further
+   * publishes are dropped (reported to `onError`, once per episode). node-redis queues commands
+   * without limit while Redis is slow or away; this bounds what that queue holds. Default 16 MiB.
+   */
+  readonly maxPendingBytes?: number;
 }
 
 const ENVELOPE_VERSION = 1;
@@ -57,7 +63,11 @@ export function redisBackplane(options: RedisBackplaneOptions): Backplane {
   }
   const prefix = options.prefix ?? 'rfc6455:';
   if (typeof prefix !== 'string') throw new TypeError('prefix must be a string');
-  return new RedisBackplane(options.client, prefix, options.onError ?? defaultOnError);
+  const maxPendingBytes = options.maxPendingBytes ?? 16 * 1024 * 1024;
+  if (!(Number.isSafeInteger(maxPendingBytes) && maxPendingBytes >= 0)) {
+    throw new RangeError(`maxPendingBytes must be a non-negative integer, got ${String(maxPendingBytes)}`);
+  }
+  return new RedisBackplane(options.client, prefix, options.onError ?? defaultOnError, maxPendingBytes);
 }
 
 class RedisBackplane implements Backplane {
@@ -71,11 +81,17 @@ class RedisBackplane implements Backplane {
   private ready: Promise<void> = Promise.resolve();
   private host: BackplaneHost | null = null;
   private closed = false;
+  private readonly maxPendingBytes: number;
+  /** Bytes of publishes Redis has not answered yet (see RedisBackplaneOptions.maxPendingBytes). */
+  private pendingBytes = 0;
+  /** Publishes dropped since the pending bytes were last under the limit. */
+  private dropped = 0;
 
-  constructor(client: RedisClientLike, prefix: string, onError: (error: unknown) => void) {
+  constructor(client: RedisClientLike, prefix: string, onError: (error: unknown) => void, maxPendingBytes: number) {
     this.client = client;
     this.prefix = prefix;
     this.onError = onError;
+    this.maxPendingBytes = maxPendingBytes;
   }
 
   start(host: BackplaneHost): void {
@@ -101,12 +117,35 @@ class RedisBackplane implements Backplane {
 
   publish(topic: string, data: Uint8Array, binary: boolean): void {
     if (this.closed) return;
-    const envelope = Buffer.allocUnsafe(HEADER_SIZE + data.length);
+    const size = HEADER_SIZE + data.length;
+    // At most once: over the limit the message is not queued behind a slow or absent Redis.
+    if (this.pendingBytes + size > this.maxPendingBytes) {
+      if (this.dropped++ === 0) {
+        this.onError(new RangeError(`Redis backplane: over ${this.maxPendingBytes} bytes of publishes unanswered; dropping publishes until Redis catches up`));
+      }
+      return;
+    }
+    const envelope = Buffer.allocUnsafe(size);
     envelope[0] = ENVELOPE_VERSION;
     envelope[1] = binary ? 1 : 0;
     this.id.copy(envelope, 2);
     envelope.set(data, HEADER_SIZE);
-    this.client.publish(this.prefix + topic, envelope).catch(this.onError);
+    this.pendingBytes += size;
+    this.client.publish(this.prefix + topic, envelope).then(
+      () => this.settled(size),
+      (error: unknown) => {
+        this.settled(size);
+        this.onError(error);
+      },
+    );
+  }
+
+  private settled(size: number): void {
+    this.pendingBytes -= size;
+    if (this.dropped > 0 && this.pendingBytes <= this.maxPendingBytes / 2) {
+      this.onError(new RangeError(`Redis backplane: ${this.dropped} publish(es) dropped while Redis was behind; publishing again`));
+      this.dropped = 0;
+    }
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { connect as tcpConnect } from 'node:net';
+import { redisBackplane, type RedisClientLike, type RedisSubscriberLike } from '../src/index.ts';
 import { sleep, until, withTimeout, type WsClient } from './helpers/server.ts';
 import { crossed, openIdentified, request } from './helpers/topics.ts';
 
@@ -138,5 +139,41 @@ describe('Redis backplane: two server processes joined by a real Redis', { skip,
     await Promise.all([stop(one.child, 'SIGTERM'), stop(two.child, 'SIGTERM')]);
     assert.deepEqual([one.child.exitCode, two.child.exitCode], [0, 0]);
     await stop(redis, 'SIGTERM');
+  });
+});
+
+describe('Redis backplane: bounded while Redis does not answer', () => {
+  test('publishes Redis has not answered stop at maxPendingBytes: the rest are dropped and reported, and publishing resumes', async () => {
+    // A client whose publishes stay pending until released, as node-redis's queue does while Redis is away.
+    const pending: { size: number; settle: () => void }[] = [];
+    const subscriber: RedisSubscriberLike = {
+      connect: () => Promise.resolve(),
+      subscribe: () => Promise.resolve(),
+      unsubscribe: () => Promise.resolve(),
+      on: () => undefined,
+      close: () => Promise.resolve(),
+    };
+    const client: RedisClientLike = {
+      duplicate: () => subscriber,
+      publish: (_channel, message) => new Promise((resolve) => pending.push({ size: message.length, settle: () => resolve(1) })),
+    };
+    const errors: string[] = [];
+    const backplane = redisBackplane({ client, maxPendingBytes: 64 * 1024, onError: (error) => errors.push(String(error)) });
+    backplane.start({ deliver: () => undefined, close: () => Promise.resolve() });
+    const message = Buffer.alloc(1000);
+    for (let i = 0; i < 10_000; i++) backplane.publish('t', message, true);
+    const held = pending.reduce((sum, entry) => sum + entry.size, 0);
+    assert.ok(held <= 64 * 1024, `${held} bytes handed to the client`);
+    assert.equal(pending.length, Math.floor((64 * 1024) / 1018));
+    assert.equal(errors.length, 1, 'the overflow is reported once');
+    assert.match(errors[0]!, /dropping publishes/);
+
+    // Redis answers: the drop count is reported and publishes go out again.
+    for (const entry of pending.splice(0)) entry.settle();
+    await sleep(0);
+    assert.match(errors[1]!, /9936 publish\(es\) dropped/);
+    backplane.publish('t', message, true);
+    assert.equal(pending.length, 1);
+    await backplane.close();
   });
 });
