@@ -36,7 +36,10 @@ function bytesOf(data: unknown): Uint8Array | null {
 export interface WorkersOptions {
   /** Number of worker processes; 'auto' (default): one per core (`os.availableParallelism()`). */
   readonly workers?: number | 'auto';
-  /** How long a worker may take to close its connections on shutdown before it is killed. Default 10 s. */
+  /**
+   * How long a worker may take to close its connections on shutdown before it is killed. Default 10 s.
+   * A worker closes gracefully through its server's `clusterBackplane()`; one without it is killed then.
+   */
   readonly shutdownTimeout?: number;
   /** Signals on which the primary shuts every worker down, then exits. Default SIGINT and SIGTERM; [] for none. */
   readonly signals?: readonly NodeJS.Signals[];
@@ -59,6 +62,8 @@ export class WorkerPool {
   /** Bytes of publishes relayed to each worker and not yet written to its channel. */
   private readonly pendingBytes = new Map<Worker, number>();
   private failures = 0;
+  /** Replacements waiting for their delay (they keep the primary alive, even with no worker left). */
+  private readonly restarts = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | null = null;
   private readonly signalHandler: () => void;
   private readonly signals: readonly NodeJS.Signals[];
@@ -98,6 +103,8 @@ export class WorkerPool {
 
   private async shutdown(): Promise<void> {
     for (const signal of this.signals) process.off(signal, this.signalHandler);
+    for (const timer of this.restarts) clearTimeout(timer);
+    this.restarts.clear();
     const exited = [...this.subscriptions.keys()].map((worker) => this.stop(worker));
     await Promise.all(exited);
     cluster.off('exit', this.onExit);
@@ -165,9 +172,11 @@ export class WorkerPool {
     // A worker that dies right after starting would otherwise be re-forked in a tight loop.
     this.failures = Date.now() - started < 1000 ? this.failures + 1 : 0;
     const delay = Math.min(10_000, this.restartDelay * 2 ** Math.min(this.failures, 10));
-    setTimeout(() => {
+    const timer = setTimeout(() => {
+      this.restarts.delete(timer);
       if (this.closing === null) this.fork();
-    }, delay).unref();
+    }, delay);
+    this.restarts.add(timer);
   };
 }
 
