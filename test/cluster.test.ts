@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
@@ -117,5 +118,35 @@ describe('node:cluster: two workers on one port', { timeout: 90_000 }, () => {
     assert.deepEqual(closes.map((close) => close.code), [1001, 1001, 1001]);
     assert.equal(await withTimeout(exited, 15_000, 'the primary exiting'), 0);
     await until(() => cluster.exited.has(pidA) && cluster.exited.has(pidC), 5000, 'both workers exited');
+  });
+
+  test('a primary that stops reading its IPC channel costs a worker at most its cap: publishes beyond it are dropped and reported, then flow again', async (t) => {
+    const cluster = await startCluster(t, 1);
+    const clients: WsClient[] = [];
+    t.after(() => {
+      for (const client of clients) client.close();
+    });
+    const [pid] = [...cluster.listening] as [number];
+    const { client } = await openIdentified(cluster.port, clients);
+    const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+    const text = 'x'.repeat(64 * 1024);
+    // The primary stops (SIGSTOP): nothing it is sent is read, and the worker's IPC writes back up.
+    process.kill(cluster.primary.pid!, 'SIGSTOP');
+    t.after(() => {
+      if (cluster.primary.exitCode === null) process.kill(cluster.primary.pid!, 'SIGCONT');
+    });
+    const before = rss();
+    for (let i = 0; i < 3000; i++) assert.equal(await request(client, `pub room ${text}`), 'published 0');
+    // Unbounded, the queue alone would hold the 187.5 MiB published; capped, it holds 16 MiB (the rest
+    // of the growth is received messages not yet collected).
+    const grown = rss() - before;
+    t.diagnostic(`3000 publishes of 64 KiB (${(3000 * 64) / 1024} MiB) with the primary stopped: worker RSS grew ${(grown / 1048576).toFixed(1)} MiB`);
+    assert.ok(grown < 100 * 1048576, `worker RSS grew ${grown} bytes`);
+    await until(() => cluster.output.some((line) => line.includes('IPC channel is backed up')), 5000, 'the overflow reported');
+
+    // The primary reads again: the backlog drains, the drop count is reported, publishing goes on.
+    process.kill(cluster.primary.pid!, 'SIGCONT');
+    await until(() => cluster.output.some((line) => /\d+ publish\(es\) dropped while the IPC channel was backed up/.test(line)), 10_000, 'the drop count reported');
+    assert.equal(await request(client, 'pub room after'), 'published 0');
   });
 });
