@@ -50,17 +50,23 @@ export interface WorkersOptions {
   readonly restartDelay?: number;
 }
 
+/** What the primary keeps per worker. */
+interface LiveWorker {
+  /** Topics with a subscriber there: a publish goes only where someone listens. */
+  readonly topics: Set<string>;
+  readonly startedAt: number;
+  /** Bytes of publishes relayed to it and not yet written to its channel. */
+  pendingBytes: number;
+}
+
 /** The workers `runWorkers()` started (in the primary). */
 export class WorkerPool {
   /** Worker processes wanted; a dead one is replaced. */
   readonly size: number;
   private readonly shutdownTimeout: number;
   private readonly restartDelay: number;
-  /** Topics with a subscriber, per worker: a publish goes only where someone listens. */
-  private readonly subscriptions = new Map<Worker, Set<string>>();
-  private readonly startedAt = new Map<Worker, number>();
-  /** Bytes of publishes relayed to each worker and not yet written to its channel. */
-  private readonly pendingBytes = new Map<Worker, number>();
+  /** Every live worker and what the primary knows of it. */
+  private readonly live = new Map<Worker, LiveWorker>();
   private failures = 0;
   /** Replacements waiting for their delay (they keep the primary alive, even with no worker left). */
   private readonly restarts = new Set<NodeJS.Timeout>();
@@ -89,7 +95,7 @@ export class WorkerPool {
 
   /** The live workers. */
   get workers(): readonly Worker[] {
-    return [...this.subscriptions.keys()];
+    return [...this.live.keys()];
   }
 
   /**
@@ -105,7 +111,7 @@ export class WorkerPool {
     for (const signal of this.signals) process.off(signal, this.signalHandler);
     for (const timer of this.restarts) clearTimeout(timer);
     this.restarts.clear();
-    const exited = [...this.subscriptions.keys()].map((worker) => this.stop(worker));
+    const exited = [...this.live.keys()].map((worker) => this.stop(worker));
     await Promise.all(exited);
     cluster.off('exit', this.onExit);
   }
@@ -128,34 +134,30 @@ export class WorkerPool {
 
   private fork(): void {
     const worker = cluster.fork();
-    this.subscriptions.set(worker, new Set());
-    this.startedAt.set(worker, Date.now());
+    this.live.set(worker, { topics: new Set(), startedAt: Date.now(), pendingBytes: 0 });
     worker.on('message', (message: unknown) => this.onMessage(worker, message));
   }
 
   private onMessage(from: Worker, message: unknown): void {
     if (!isClusterMessage(message)) return;
-    const topics = this.subscriptions.get(from);
-    if (topics === undefined) return;
+    const sender = this.live.get(from);
+    if (sender === undefined) return;
     switch (message.rfc6455) {
       case 'subscribe':
-        topics.add(message.topic);
+        sender.topics.add(message.topic);
         break;
       case 'unsubscribe':
-        topics.delete(message.topic);
+        sender.topics.delete(message.topic);
         break;
       case 'publish': {
         const size = byteLengthOf(message);
-        for (const [worker, subscribed] of this.subscriptions) {
-          if (worker === from || !subscribed.has(message.topic) || !worker.isConnected()) continue;
+        for (const [worker, state] of this.live) {
+          if (worker === from || !state.topics.has(message.topic) || !worker.isConnected()) continue;
           // At most once: a worker whose channel is backed up misses the message rather than queue it.
-          const pending = this.pendingBytes.get(worker) ?? 0;
-          if (pending + size > MAX_PENDING_IPC_BYTES) continue;
-          this.pendingBytes.set(worker, pending + size);
+          if (state.pendingBytes + size > MAX_PENDING_IPC_BYTES) continue;
+          state.pendingBytes += size;
           worker.send(message, undefined, () => {
-            const left = (this.pendingBytes.get(worker) ?? size) - size;
-            if (left > 0) this.pendingBytes.set(worker, left);
-            else this.pendingBytes.delete(worker);
+            state.pendingBytes -= size;
           });
         }
         break;
@@ -164,13 +166,12 @@ export class WorkerPool {
   }
 
   private readonly onExit = (worker: Worker): void => {
-    if (!this.subscriptions.delete(worker)) return;
-    this.pendingBytes.delete(worker);
-    const started = this.startedAt.get(worker) ?? 0;
-    this.startedAt.delete(worker);
+    const state = this.live.get(worker);
+    if (state === undefined) return;
+    this.live.delete(worker);
     if (this.closing !== null) return;
     // A worker that dies right after starting would otherwise be re-forked in a tight loop.
-    this.failures = Date.now() - started < 1000 ? this.failures + 1 : 0;
+    this.failures = Date.now() - state.startedAt < 1000 ? this.failures + 1 : 0;
     const delay = Math.min(10_000, this.restartDelay * 2 ** Math.min(this.failures, 10));
     const timer = setTimeout(() => {
       this.restarts.delete(timer);
